@@ -1,0 +1,109 @@
+//! The error type of artifex-core: every fallible call returns [`Result`].
+
+use crate::checkpoint::LoadReport;
+
+/// Shorthand for `std::result::Result<T, artifex_core::Error>`.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong in artifex-core, with the module path and shapes involved.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A tensor operation failed inside candle.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+
+    /// A layer received an input whose shape it cannot accept.
+    #[error("{module}: expected input of shape {expected}, got {got:?}")]
+    Shape {
+        /// The module's state path and type, e.g. `encoder.2 (Linear)`.
+        module: String,
+        /// What the layer accepts, e.g. `[*, 256]`.
+        expected: String,
+        /// The shape that was passed in.
+        got: Vec<usize>,
+    },
+
+    /// A module was configured with values it cannot work with.
+    #[error("{module}: invalid configuration: {message}")]
+    Config {
+        /// The module type (and path when known).
+        module: String,
+        /// What is wrong and with which values.
+        message: String,
+    },
+
+    /// Neither the requested RNG stream nor a `default` stream exists.
+    #[error("no rng stream named `{stream}` and no `default` stream to fall back to (streams: {available:?})")]
+    MissingRngStream {
+        /// The stream that was asked for.
+        stream: String,
+        /// The streams that do exist.
+        available: Vec<String>,
+    },
+
+    /// A random draw was needed but the module holds no stream.
+    #[error("{module}: needs randomness in training mode but has no rng stream; build it with Rngs that have a `{stream}` or `default` stream")]
+    NoRng {
+        /// The module path and type.
+        module: String,
+        /// The stream it would draw from.
+        stream: String,
+    },
+
+    /// Reading or writing a checkpoint failed.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+}
+
+impl Error {
+    /// A configuration error for `module` with a message.
+    pub fn config(module: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Config {
+            module: module.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Errors of checkpoint files: I/O, corrupt or foreign content, incompatible state.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The file system refused a read or write.
+    #[error("checkpoint {path}: {source}")]
+    Io {
+        /// The file involved.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file is not a readable safetensors file (truncated, corrupt header, bad offsets, ...).
+    #[error("checkpoint {path} is corrupt or not a safetensors file: {reason}")]
+    Corrupt {
+        /// The file involved.
+        path: String,
+        /// What the safetensors parser reported.
+        reason: String,
+    },
+
+    /// The file is readable but its tensors do not fit the model; the report lists every problem.
+    #[error("checkpoint {path} does not match the model:\n{report}")]
+    Incompatible {
+        /// The file involved.
+        path: String,
+        /// Every missing, unexpected and mismatched entry.
+        report: Box<LoadReport>,
+    },
+
+    /// An entry of the file could not be turned into the model's value.
+    #[error("checkpoint {path}: entry `{key}`: {reason}")]
+    Entry {
+        /// The file involved.
+        path: String,
+        /// The state path of the entry.
+        key: String,
+        /// What went wrong.
+        reason: String,
+    },
+}

@@ -1,0 +1,101 @@
+use candle_core::{DType, Tensor};
+
+use crate::init::Init;
+use crate::{module, BatchStat, Mode, ModulePath, Param, Result};
+
+/// Batch normalization over every axis but the last (NNX `nnx.BatchNorm`).
+///
+/// Training mode normalizes with the batch statistics (biased variance `E[x²] - E[x]²`) and
+/// updates the running `mean` / `var` as `m * running + (1 - m) * batch`; eval mode uses the
+/// running averages. The running statistics are [`BatchStat`]s: saved, never optimized.
+#[module]
+#[check(num_features > 0, "num_features must be positive, got {num_features}")]
+#[check((0.0..=1.0).contains(&momentum), "momentum must be in [0, 1], got {momentum}")]
+#[check(epsilon >= 0.0, "epsilon must be non-negative, got {epsilon}")]
+pub struct BatchNorm {
+    /// Per-feature scale (ones).
+    #[param(init = scale_init, shape = [num_features], dtype = dtype, when = use_scale)]
+    pub scale: Option<Param>,
+    /// Per-feature bias (zeros).
+    #[param(init = bias_init, shape = [num_features], dtype = dtype, when = use_bias)]
+    pub bias: Option<Param>,
+    /// Running mean.
+    #[batch_stat(init = zeros, shape = [num_features], dtype = dtype)]
+    pub mean: BatchStat,
+    /// Running (biased) variance.
+    #[batch_stat(init = ones, shape = [num_features], dtype = dtype)]
+    pub var: BatchStat,
+    /// Features (the last axis).
+    #[config]
+    pub num_features: usize,
+    /// Running-average momentum.
+    #[config(default = 0.99)]
+    pub momentum: f64,
+    /// Added to the variance.
+    #[config(default = 1e-5)]
+    pub epsilon: f64,
+    /// Learn a scale.
+    #[config(default = true)]
+    pub use_scale: bool,
+    /// Learn a bias.
+    #[config(default = true)]
+    pub use_bias: bool,
+    /// Parameter dtype.
+    #[config(default = DType::F32)]
+    pub dtype: DType,
+    /// Scale initializer.
+    #[config(default = crate::init::ones())]
+    pub scale_init: Init,
+    /// Bias initializer.
+    #[config(default = crate::init::zeros())]
+    pub bias_init: Init,
+    mode: Mode,
+    path: ModulePath,
+}
+
+impl BatchNorm {
+    /// Normalizes in the module's mode.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_t(x, None)
+    }
+
+    /// Normalizes; `train` overrides the mode for this call (NNX `use_running_average = !train`).
+    pub fn forward_t(&self, x: &Tensor, train: Option<bool>) -> Result<Tensor> {
+        self.path
+            .expect_features("BatchNorm", x, 2, self.num_features)?;
+        super::over_rows(x, self.num_features, |x2| {
+            let (mean, var) = if self.mode.resolve(train) {
+                let mean = x2.mean_keepdim(0)?;
+                let var = (x2.sqr()?.mean_keepdim(0)? - mean.sqr()?)?.relu()?;
+                let m = self.momentum;
+                let update = |stat: &BatchStat, batch: &Tensor| -> Result<()> {
+                    let batch = batch.detach().squeeze(0)?;
+                    stat.set(&((stat.value() * m)? + (batch * (1.0 - m))?)?)
+                };
+                update(&self.mean, &mean)?;
+                update(&self.var, &var)?;
+                (mean, var)
+            } else {
+                (
+                    self.mean.value().unsqueeze(0)?,
+                    self.var.value().unsqueeze(0)?,
+                )
+            };
+            let mut mul = (var + self.epsilon)?.sqrt()?.recip()?;
+            if let Some(scale) = &self.scale {
+                mul = mul.broadcast_mul(scale)?;
+            }
+            let mut y = x2.broadcast_sub(&mean)?.broadcast_mul(&mul)?;
+            if let Some(bias) = &self.bias {
+                y = y.broadcast_add(bias)?;
+            }
+            Ok(y)
+        })
+    }
+}
+
+impl candle_nn::ModuleT for BatchNorm {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        BatchNorm::forward_t(self, xs, Some(train)).map_err(super::to_candle)
+    }
+}

@@ -1,0 +1,38 @@
+//! The Flax NNX layer set, written with artifex's own `#[module]` macro.
+
+mod batch_norm;
+mod dropout;
+mod layer_norm;
+mod linear;
+
+pub use batch_norm::{BatchNorm, BatchNormBuilder};
+pub use dropout::{Dropout, DropoutBuilder};
+pub use layer_norm::{LayerNorm, LayerNormBuilder};
+pub use linear::{Linear, LinearBuilder};
+
+/// Applies `f` to `x` flattened to `(rows, features)` and restores the leading dimensions,
+/// with `out_features` as the new last dimension.
+pub(crate) fn over_rows(
+    x: &candle_core::Tensor,
+    out_features: usize,
+    f: impl FnOnce(&candle_core::Tensor) -> crate::Result<candle_core::Tensor>,
+) -> crate::Result<candle_core::Tensor> {
+    let dims = x.dims();
+    if dims.len() == 2 {
+        return f(x);
+    }
+    let features = dims[dims.len() - 1];
+    let rows = x.elem_count() / features.max(1);
+    let y = f(&x.reshape((rows, features))?)?;
+    let mut out = dims[..dims.len() - 1].to_vec();
+    out.push(out_features);
+    Ok(y.reshape(out)?)
+}
+
+/// Wraps an artifex error for candle's `Module` traits.
+pub(crate) fn to_candle(e: crate::Error) -> candle_core::Error {
+    match e {
+        crate::Error::Candle(e) => e,
+        other => candle_core::Error::wrap(other),
+    }
+}

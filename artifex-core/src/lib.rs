@@ -1,0 +1,94 @@
+//! # artifex-core
+//!
+//! Flax-NNX-style modules on candle: a named state tree, RNG streams reproducible from one
+//! seed, train/eval switching that reaches every nested layer, and safetensors checkpoints.
+//!
+//! The seed document's `CustomLinear`, with the constructor written by `#[module]`:
+//!
+//! ```
+//! use artifex_core::prelude::*;
+//!
+//! #[module]
+//! pub struct CustomLinear {
+//!     #[param(init = weight_init, shape = [in_features, out_features])]
+//!     weight: Param,
+//!     #[param(init = zeros, shape = [out_features], when = use_bias)]
+//!     bias: Option<Param>,
+//!     #[config] in_features: usize,
+//!     #[config] out_features: usize,
+//!     #[config(default = true)] use_bias: bool,
+//!     #[config(default = init::lecun_normal())] weight_init: Init,
+//! }
+//!
+//! impl CustomLinear {
+//!     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+//!         let y = x.matmul(&self.weight)?;
+//!         Ok(match &self.bias { Some(b) => y.broadcast_add(b)?, None => y })
+//!     }
+//! }
+//!
+//! let layer = CustomLinear::new(784, 256, &mut Rngs::new(0))?;
+//! let y = layer.forward(&Tensor::ones((32, 784), DType::F32, &Device::Cpu)?)?;
+//! assert_eq!(y.dims(), &[32, 256]);
+//! assert_eq!(layer.num_params(), 784 * 256 + 256);
+//! let paths: Vec<String> = layer.state().into_iter().map(|(p, _)| p).collect();
+//! assert_eq!(paths, ["weight", "bias"]);
+//! # Ok::<(), artifex_core::Error>(())
+//! ```
+//!
+//! ## Field attributes of `#[module]`
+//! - `#[param(init = .., shape = [..], dtype = .., when = ..)]`: a [`Param`] drawn from the
+//!   `params` stream (an `Option<Param>` with `when`). A bare initializer name that is not a
+//!   config field names a function of [`init`].
+//! - `#[batch_stat(init = .., shape = [..])]`: a non-trainable [`BatchStat`].
+//! - `#[rng(stream = "dropout")]`: a [`RngStream`] forked from that stream (or `default`).
+//! - `#[init(expr)]`: any field built by an expression (submodules); `rngs`, the configs and
+//!   `?` are available.
+//! - `#[config]`, `#[config(default = ..)]`, `#[config(computed = ..)]`: configuration, not
+//!   state. Required configs are the arguments of `new` / `builder`, defaulted ones get
+//!   builder setters, computed ones are derived from the others.
+//! - no attribute: [`Mode`] and [`ModulePath`] fields, filled automatically.
+//! - on the struct, `#[check(condition, "message {config}")]` validates the configuration
+//!   before anything is built and returns [`Error::Config`].
+//!
+//! `#[derive(Module)]` alone gives the state tree for structs with hand-written constructors:
+//! every field not marked `#[config]` must implement [`Module`].
+
+#![warn(missing_docs)]
+
+extern crate self as artifex_core;
+
+pub mod checkpoint;
+mod containers;
+mod error;
+pub mod init;
+pub mod layers;
+mod module;
+mod path;
+mod rng;
+mod state;
+mod summary;
+
+pub use artifex_macros::{module, Module};
+pub use candle_core;
+pub use candle_nn;
+
+pub use error::{CheckpointError, Error, Result};
+pub use init::{Init, Initializer};
+pub use module::{AutoField, Module};
+pub use path::{ModulePath, StatePath};
+pub use rng::{RngKey, RngStream, Rngs, KEY_WORDS};
+pub use state::{BatchStat, Mode, NamedState, Param, StateKind, StateRef, StateVisitor};
+pub use summary::{Summary, SummaryRow};
+
+/// Everything a layer author needs: `use artifex_core::prelude::*;`.
+pub mod prelude {
+    pub use crate::checkpoint::{LoadOptions, LoadReport, SaveOptions};
+    pub use crate::init::{self, Init};
+    pub use crate::layers::{BatchNorm, Dropout, LayerNorm, Linear};
+    pub use crate::{
+        module, BatchStat, Error, Mode, Module, ModulePath, Param, Result, RngStream, Rngs,
+        StateKind,
+    };
+    pub use candle_core::{DType, Device, Tensor, D};
+}

@@ -1,0 +1,111 @@
+//! State paths (`encoder.0.kernel`) and the module path a layer reports in its errors.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// A `.`-joined path into the state tree, built segment by segment while visiting.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct StatePath {
+    segments: Vec<String>,
+}
+
+impl StatePath {
+    /// The empty path: the root module.
+    pub fn root() -> Self {
+        Self::default()
+    }
+
+    /// Appends one segment (a field name or an index).
+    pub fn push(&mut self, segment: impl Into<String>) {
+        self.segments.push(segment.into());
+    }
+
+    /// Removes the last segment.
+    pub fn pop(&mut self) {
+        self.segments.pop();
+    }
+
+    /// The segments, outermost first.
+    pub fn segments(&self) -> &[String] {
+        &self.segments
+    }
+
+    /// True for the root path.
+    pub fn is_root(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// The path joined with `.`, as NNX flattens state (`encoder.0.kernel`).
+    pub fn joined(&self) -> String {
+        self.segments.join(".")
+    }
+
+    /// The path without its last segment, joined with `.`.
+    pub fn parent_joined(&self) -> String {
+        let n = self.segments.len().saturating_sub(1);
+        self.segments[..n].join(".")
+    }
+}
+
+impl fmt::Display for StatePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.joined())
+    }
+}
+
+/// Where a layer sits in its model, so that its errors can name it (`encoder.2`).
+///
+/// A field of this type is filled in by the derived [`Module::bind_paths`](crate::Module::bind_paths)
+/// with the path of the struct that holds it; `#[module]` constructors, `train()`, `eval()`
+/// and checkpoint loads bind paths from the root.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModulePath(Arc<str>);
+
+impl ModulePath {
+    /// The bound path (empty for a root module or one not yet bound).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `path (Type)`, or `Type` for the root: how errors name a module.
+    pub fn describe(&self, type_name: &str) -> String {
+        if self.0.is_empty() {
+            type_name.to_string()
+        } else {
+            format!("{} ({type_name})", self.0)
+        }
+    }
+
+    pub(crate) fn set(&mut self, path: String) {
+        self.0 = Arc::from(path);
+    }
+}
+
+impl fmt::Display for ModulePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl ModulePath {
+    /// Checks that `x` has rank >= `min_rank` and last dimension `features`; the error names
+    /// this module (`encoder.2 (Linear): expected input of shape [*, 256], got [32, 128]`).
+    pub fn expect_features(
+        &self,
+        type_name: &str,
+        x: &candle_core::Tensor,
+        min_rank: usize,
+        features: usize,
+    ) -> crate::Result<()> {
+        let dims = x.dims();
+        if dims.len() < min_rank || dims.last() != Some(&features) {
+            let lead = "*, ".repeat(min_rank.saturating_sub(1));
+            return Err(crate::Error::Shape {
+                module: self.describe(type_name),
+                expected: format!("[{lead}{features}] (rank >= {min_rank})"),
+                got: dims.to_vec(),
+            });
+        }
+        Ok(())
+    }
+}

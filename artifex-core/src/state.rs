@@ -1,0 +1,248 @@
+//! The leaves of the state tree: trainable [`Param`]s, non-trainable [`BatchStat`]s, and the
+//! [`Mode`] flag that `train()` / `eval()` switch.
+
+use std::fmt;
+use std::ops::Deref;
+
+use candle_core::{DType, Device, Shape, Tensor, Var};
+
+use crate::rng::RngStream;
+use crate::{Result, StatePath};
+
+/// A trainable parameter (NNX `nnx.Param`): handed to optimizers, saved in checkpoints.
+///
+/// Dereferences to its current value, so `x.matmul(&self.kernel)` works directly.
+#[derive(Clone, Debug)]
+pub struct Param {
+    var: Var,
+}
+
+impl Param {
+    /// Wraps `value` as a new trainable variable (the tensor's storage is copied once).
+    pub fn new(value: &Tensor) -> Result<Self> {
+        Ok(Self {
+            var: Var::from_tensor(value)?,
+        })
+    }
+
+    /// Draws the value from `init` with one key of the `params` stream of `rngs`, on `rngs`' device.
+    pub fn from_init<I: crate::Initializer + ?Sized>(
+        init: &I,
+        shape: &[usize],
+        dtype: DType,
+        rngs: &mut crate::Rngs,
+    ) -> Result<Self> {
+        let key = rngs.params()?;
+        let value = init.init(key, shape, dtype, rngs.device())?;
+        Self::new(&value)
+    }
+
+    /// The current value (tracked by autograd).
+    pub fn value(&self) -> &Tensor {
+        self.var.as_tensor()
+    }
+
+    /// The underlying candle variable, as optimizers need it.
+    pub fn var(&self) -> &Var {
+        &self.var
+    }
+
+    /// Overwrites the value in place; shape and dtype must match.
+    pub fn set(&self, value: &Tensor) -> Result<()> {
+        Ok(self.var.set(value)?)
+    }
+}
+
+impl Deref for Param {
+    type Target = Tensor;
+    fn deref(&self) -> &Tensor {
+        self.var.as_tensor()
+    }
+}
+
+/// A non-trainable state variable (NNX `nnx.BatchStat`): BatchNorm running statistics,
+/// spectral-norm vectors. Saved in checkpoints, never handed to an optimizer.
+#[derive(Clone, Debug)]
+pub struct BatchStat {
+    var: Var,
+}
+
+impl BatchStat {
+    /// Wraps `value` as a new state variable.
+    pub fn new(value: &Tensor) -> Result<Self> {
+        Ok(Self {
+            var: Var::from_tensor(&value.detach())?,
+        })
+    }
+
+    /// Initializes the value from `init`; draws no rng key unless the initializer is random.
+    pub fn from_init<I: crate::Initializer + ?Sized>(
+        init: &I,
+        shape: &[usize],
+        dtype: DType,
+        rngs: &mut crate::Rngs,
+    ) -> Result<Self> {
+        let key = if init.is_random() {
+            rngs.params()?
+        } else {
+            crate::RngKey::zero()
+        };
+        let value = init.init(key, shape, dtype, rngs.device())?;
+        Self::new(&value)
+    }
+
+    /// The current value, detached from autograd.
+    pub fn value(&self) -> Tensor {
+        self.var.as_tensor().detach()
+    }
+
+    /// Overwrites the value in place (detached); shape and dtype must match.
+    pub fn set(&self, value: &Tensor) -> Result<()> {
+        Ok(self.var.set(&value.detach())?)
+    }
+
+    /// The tensor's shape.
+    pub fn shape(&self) -> &Shape {
+        self.var.shape()
+    }
+}
+
+/// Training or evaluation mode of one layer (NNX `deterministic` / `use_running_average`).
+///
+/// A field of this type is switched by the root's `train()` / `eval()`; fresh modules start in
+/// training mode, as in NNX.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mode {
+    training: bool,
+}
+
+impl Default for Mode {
+    fn default() -> Self {
+        Self { training: true }
+    }
+}
+
+impl Mode {
+    /// True in training mode.
+    pub fn is_training(self) -> bool {
+        self.training
+    }
+
+    /// The per-call override if given, else the module's mode.
+    pub fn resolve(self, train: Option<bool>) -> bool {
+        train.unwrap_or(self.training)
+    }
+
+    pub(crate) fn set(&mut self, training: bool) {
+        self.training = training;
+    }
+}
+
+/// The kind of one state variable, as NNX's variable types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StateKind {
+    /// Trainable parameter.
+    Param,
+    /// Non-trainable statistics (running mean/var, power-iteration vectors).
+    BatchStat,
+    /// The key of an rng stream.
+    RngKey,
+    /// The counter of an rng stream.
+    RngCount,
+}
+
+impl fmt::Display for StateKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StateKind::Param => "Param",
+            StateKind::BatchStat => "BatchStat",
+            StateKind::RngKey => "RngKey",
+            StateKind::RngCount => "RngCount",
+        })
+    }
+}
+
+/// A borrowed state variable met while visiting the tree.
+#[derive(Clone, Copy, Debug)]
+pub enum StateRef<'a> {
+    /// A trainable parameter.
+    Param(&'a Param),
+    /// A non-trainable statistic.
+    BatchStat(&'a BatchStat),
+    /// The key of an rng stream.
+    RngKey(&'a RngStream),
+    /// The counter of an rng stream.
+    RngCount(&'a RngStream),
+}
+
+impl StateRef<'_> {
+    /// Which kind of variable this is.
+    pub fn kind(&self) -> StateKind {
+        match self {
+            StateRef::Param(_) => StateKind::Param,
+            StateRef::BatchStat(_) => StateKind::BatchStat,
+            StateRef::RngKey(_) => StateKind::RngKey,
+            StateRef::RngCount(_) => StateKind::RngCount,
+        }
+    }
+
+    /// The value's shape.
+    pub fn dims(&self) -> Vec<usize> {
+        match self {
+            StateRef::Param(p) => p.dims().to_vec(),
+            StateRef::BatchStat(b) => b.shape().dims().to_vec(),
+            StateRef::RngKey(_) => vec![crate::rng::KEY_WORDS],
+            StateRef::RngCount(_) => vec![],
+        }
+    }
+
+    /// The value's dtype (rng keys are `U32`, counters `I64`).
+    pub fn dtype(&self) -> DType {
+        match self {
+            StateRef::Param(p) => p.dtype(),
+            StateRef::BatchStat(b) => b.value().dtype(),
+            StateRef::RngKey(_) => DType::U32,
+            StateRef::RngCount(_) => DType::I64,
+        }
+    }
+
+    /// The value as a tensor (rng state on the CPU).
+    pub fn to_tensor(&self) -> Result<Tensor> {
+        Ok(match self {
+            StateRef::Param(p) => p.value().detach(),
+            StateRef::BatchStat(b) => b.value(),
+            StateRef::RngKey(s) => Tensor::new(&s.key().to_words()[..], &Device::Cpu)?,
+            StateRef::RngCount(s) => Tensor::new(s.count() as i64, &Device::Cpu)?,
+        })
+    }
+
+    /// Overwrites the value from `value` (same shape and dtype, any device).
+    pub fn assign(&self, value: &Tensor) -> Result<()> {
+        match self {
+            StateRef::Param(p) => {
+                let v = value.to_device(p.device())?;
+                p.set(&v)
+            }
+            StateRef::BatchStat(b) => {
+                let v = value.to_device(b.value().device())?;
+                b.set(&v)
+            }
+            StateRef::RngKey(s) => {
+                let words: Vec<u32> = value.flatten_all()?.to_vec1()?;
+                s.set_key(crate::RngKey::from_words(&words)?);
+                Ok(())
+            }
+            StateRef::RngCount(s) => {
+                let count: i64 = value.to_scalar()?;
+                s.set_count(count as u64);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One visited variable with its `.`-joined path.
+pub type NamedState<'a> = (String, StateRef<'a>);
+
+/// The callback a [`Module::visit_state`](crate::Module::visit_state) hands each variable to.
+pub type StateVisitor<'v, 'a> = dyn FnMut(&StatePath, StateRef<'a>) + 'v;

@@ -1,0 +1,149 @@
+//! `#[derive(Module)]`: visits every non-config field through the `Module` trait.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::{Data, DeriveInput, Fields, Index, Member};
+
+use crate::attrs::{field_role, FieldRole};
+
+pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let fields = match &input.data {
+        Data::Struct(s) => &s.fields,
+        Data::Enum(e) => {
+            return Err(syn::Error::new(
+                e.enum_token.span,
+                "#[derive(Module)] supports structs only: an enum has no fixed state tree; \
+                 put each variant's layers in a struct field (use Option<_> for optional ones)",
+            ))
+        }
+        Data::Union(u) => {
+            return Err(syn::Error::new(
+                u.union_token.span,
+                "#[derive(Module)] supports structs only, not unions",
+            ))
+        }
+    };
+    let krate = quote!(::artifex_core);
+    let type_params: Vec<_> = input
+        .generics
+        .type_params()
+        .map(|p| p.ident.clone())
+        .collect();
+    let mut visits = Vec::new();
+    let mut trains = Vec::new();
+    let mut binds = Vec::new();
+    let mut bounds = Vec::new();
+
+    let members: Vec<(Member, String, &syn::Field)> = match fields {
+        Fields::Named(named) => named
+            .named
+            .iter()
+            .map(|f| {
+                let ident = f.ident.clone().expect("named field");
+                let name = ident.unraw().to_string();
+                (Member::Named(ident), name, f)
+            })
+            .collect(),
+        Fields::Unnamed(unnamed) => unnamed
+            .unnamed
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (Member::Unnamed(Index::from(i)), i.to_string(), f))
+            .collect(),
+        Fields::Unit => Vec::new(),
+    };
+
+    for (member, name, field) in members {
+        match field_role(&field.attrs)? {
+            FieldRole::Config(_) => continue,
+            FieldRole::Auto => {}
+            FieldRole::Param(_, attr) | FieldRole::BatchStat(_, attr) => {
+                return Err(module_only(&attr));
+            }
+            FieldRole::Rng(_) | FieldRole::Init(_) => {
+                let attr = field.attrs.iter().find(|a| crate::attrs::is_role_attr(a));
+                return Err(module_only(attr.expect("role attribute")));
+            }
+        }
+        let ty = &field.ty;
+        let span = ty.span();
+        let module = quote_spanned!(span=> <#ty as #krate::Module>);
+        visits.push(quote! {
+            __path.push(#name);
+            #module::visit_state(&self.#member, __path, __visitor);
+            __path.pop();
+        });
+        trains.push(quote! { #module::set_training(&mut self.#member, training); });
+        binds.push(quote! {
+            __path.push(#name);
+            #module::bind_paths(&mut self.#member, __path);
+            __path.pop();
+        });
+        if mentions_any(ty, &type_params) {
+            bounds.push(quote_spanned!(span=> #ty: #krate::Module));
+        }
+    }
+
+    let name = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let mut predicates: Vec<TokenStream> = where_clause
+        .map(|w| w.predicates.iter().map(ToTokens::to_token_stream).collect())
+        .unwrap_or_default();
+    predicates.extend(bounds);
+    let where_tokens = if predicates.is_empty() {
+        quote!()
+    } else {
+        quote!(where #(#predicates),*)
+    };
+
+    Ok(quote! {
+        #[automatically_derived]
+        impl #impl_generics #krate::Module for #name #ty_generics #where_tokens {
+            fn visit_state<'__artifex>(
+                &'__artifex self,
+                __path: &mut #krate::StatePath,
+                __visitor: &mut #krate::StateVisitor<'_, '__artifex>,
+            ) {
+                let _ = (&__path, &__visitor);
+                #(#visits)*
+            }
+
+            fn set_training(&mut self, training: bool) {
+                let _ = training;
+                #(#trains)*
+            }
+
+            fn bind_paths(&mut self, __path: &mut #krate::StatePath) {
+                let _ = &__path;
+                #(#binds)*
+            }
+        }
+    })
+}
+
+fn module_only(attr: &syn::Attribute) -> syn::Error {
+    syn::Error::new_spanned(
+        attr,
+        "this attribute describes how to build the field and needs #[module] on the struct \
+         (instead of, or before, #[derive(Module)])",
+    )
+}
+
+/// True if `ty` mentions one of the struct's type parameters (those fields get a where bound).
+fn mentions_any(ty: &syn::Type, params: &[syn::Ident]) -> bool {
+    if params.is_empty() {
+        return false;
+    }
+    ty.to_token_stream().into_iter().any(|tt| {
+        fn walk(tt: proc_macro2::TokenTree, params: &[syn::Ident]) -> bool {
+            match tt {
+                proc_macro2::TokenTree::Ident(id) => params.contains(&id),
+                proc_macro2::TokenTree::Group(g) => g.stream().into_iter().any(|t| walk(t, params)),
+                _ => false,
+            }
+        }
+        walk(tt, params)
+    })
+}
