@@ -99,10 +99,10 @@ impl ModulePath {
     ) -> crate::Result<()> {
         let dims = x.dims();
         if dims.len() < min_rank || dims.last() != Some(&features) {
-            let lead = "*, ".repeat(min_rank.saturating_sub(1));
+            let lead = "*, ".repeat(min_rank.saturating_sub(1).max(1));
             return Err(crate::Error::Shape {
                 module: self.describe(type_name),
-                expected: format!("[{lead}{features}] (rank >= {min_rank})"),
+                expected: format!("[{lead}{features}]"),
                 got: dims.to_vec(),
             });
         }

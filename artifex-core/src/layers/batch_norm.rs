@@ -9,6 +9,7 @@ use crate::{module, BatchStat, Mode, ModulePath, Param, Result};
 /// updates the running `mean` / `var` as `m * running + (1 - m) * batch`; eval mode uses the
 /// running averages. The running statistics are [`BatchStat`]s: saved, never optimized.
 #[module]
+#[derive(Debug)]
 #[check(num_features > 0, "num_features must be positive, got {num_features}")]
 #[check((0.0..=1.0).contains(&momentum), "momentum must be in [0, 1], got {momentum}")]
 #[check(epsilon >= 0.0, "epsilon must be non-negative, got {epsilon}")]

@@ -8,6 +8,7 @@ use crate::{module, Mode, ModulePath, Result, RngStream};
 /// Holds its own stream forked from the `dropout` stream (or `default`) at construction; the
 /// stream's counter is state (`rngs.count`), so a resumed run draws the same masks.
 #[module]
+#[derive(Debug)]
 #[check((0.0..=1.0).contains(&rate), "dropout rate must be in [0, 1], got {rate}")]
 pub struct Dropout {
     /// The mask stream.

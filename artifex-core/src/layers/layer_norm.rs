@@ -5,6 +5,7 @@ use crate::{module, ModulePath, Param, Result};
 
 /// Layer normalization over the last axis (NNX `nnx.LayerNorm`, epsilon 1e-6).
 #[module]
+#[derive(Debug)]
 #[check(num_features > 0, "num_features must be positive, got {num_features}")]
 #[check(epsilon >= 0.0, "epsilon must be non-negative, got {epsilon}")]
 pub struct LayerNorm {

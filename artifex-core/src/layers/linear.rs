@@ -13,6 +13,7 @@ use crate::{module, ModulePath, Param, Result};
 /// # Ok::<(), artifex_core::Error>(())
 /// ```
 #[module]
+#[derive(Debug)]
 #[check(in_features > 0 && out_features > 0, "in_features and out_features must be positive, got {in_features} and {out_features}")]
 pub struct Linear {
     /// `(in_features, out_features)`.

@@ -1,0 +1,84 @@
+//! Small models shared by the integration tests.
+#![allow(dead_code)]
+
+use artifex_core::prelude::*;
+
+/// An MLP with every kind of state: params, batch stats, a dropout stream.
+#[module]
+pub struct Mlp {
+    #[init(Linear::new(din, hidden, rngs)?)]
+    pub fc1: Linear,
+    #[init(BatchNorm::new(hidden, rngs)?)]
+    pub bn: BatchNorm,
+    #[init(Dropout::new(rate, rngs)?)]
+    pub dropout: Dropout,
+    #[init(Linear::new(hidden, dout, rngs)?)]
+    pub fc2: Linear,
+    #[config]
+    pub din: usize,
+    #[config]
+    pub hidden: usize,
+    #[config]
+    pub dout: usize,
+    #[config(default = 0.5)]
+    pub rate: f64,
+}
+
+impl Mlp {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.bn.forward(&self.fc1.forward(x)?)?.relu()?;
+        self.fc2.forward(&self.dropout.forward(&h)?)
+    }
+}
+
+/// A deterministic input batch.
+pub fn batch(rows: usize, cols: usize) -> Tensor {
+    let v: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    Tensor::from_vec(v, (rows, cols), &Device::Cpu).expect("tensor")
+}
+
+/// Every state entry as (path, raw little-endian bytes): bitwise comparison.
+pub fn state_bytes<M: Module>(m: &M) -> Vec<(String, Vec<u8>)> {
+    m.state()
+        .into_iter()
+        .map(|(p, v)| {
+            let t = v.to_tensor().expect("to_tensor");
+            let t = t.flatten_all().expect("flatten");
+            let bytes = match t.dtype() {
+                DType::F32 => t
+                    .to_vec1::<f32>()
+                    .expect("f32")
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect(),
+                DType::U32 => t
+                    .to_vec1::<u32>()
+                    .expect("u32")
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect(),
+                DType::I64 => t
+                    .to_vec1::<i64>()
+                    .expect("i64")
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect(),
+                other => panic!("unexpected dtype {other:?}"),
+            };
+            (p, bytes)
+        })
+        .collect()
+}
+
+/// Raw bits of an f32 tensor.
+pub fn bits(t: &Tensor) -> Vec<u32> {
+    t.flatten_all()
+        .expect("flatten")
+        .to_vec1::<f32>()
+        .expect("f32")
+        .iter()
+        .map(|x| x.to_bits())
+        .collect()
+}
