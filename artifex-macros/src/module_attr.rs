@@ -243,21 +243,21 @@ fn variable_init(
     config_names: &[&Ident],
 ) -> syn::Result<TokenStream> {
     let what = if attr.path().is_ident("param") {
-        "#[param]"
+        "param"
     } else {
-        "#[batch_stat]"
+        "batch_stat"
     };
     let Some(shape) = &args.shape else {
         return Err(syn::Error::new_spanned(
             attr,
-            format!("{what} needs `shape = [..]`, e.g. {what}(init = zeros, shape = [in_features, out_features])"),
+            format!("#[{what}] needs `shape = [..]`, e.g. #[{what}(init = zeros, shape = [in_features, out_features])]"),
         ));
     };
     let Some(init) = &args.init else {
         return Err(syn::Error::new_spanned(
             attr,
             format!(
-                "{what} needs `init = ..`, e.g. `init = lecun_normal` or `init = normal(0.02)`"
+                "#[{what}] needs `init = ..`, e.g. `init = lecun_normal` or `init = normal(0.02)`"
             ),
         ));
     };

@@ -1,0 +1,7 @@
+//! Macro misuse fails to compile with an error at the user's span (trybuild).
+
+#[test]
+fn macro_errors_point_at_the_user_span() {
+    let cases = trybuild::TestCases::new();
+    cases.compile_fail("tests/ui/*.rs");
+}
