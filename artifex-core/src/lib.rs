@@ -61,8 +61,11 @@ extern crate self as artifex_core;
 pub mod checkpoint;
 mod containers;
 mod error;
+mod generative;
 pub mod init;
+mod layer;
 pub mod layers;
+pub mod losses;
 mod module;
 mod path;
 mod rng;
@@ -74,6 +77,8 @@ pub use candle_core;
 pub use candle_nn;
 
 pub use error::{CheckpointError, Error, Result};
+pub use generative::{GenerativeModel, ModelOutput};
+pub use layer::{boxed, BoxedLayer, Layer};
 pub use init::{Init, Initializer};
 pub use module::{AutoField, Module};
 pub use path::{ModulePath, StatePath};
@@ -87,8 +92,8 @@ pub mod prelude {
     pub use crate::init::{self, Init};
     pub use crate::layers::{BatchNorm, Dropout, LayerNorm, Linear};
     pub use crate::{
-        module, BatchStat, Error, Mode, Module, ModulePath, Param, Result, RngStream, Rngs,
-        StateKind,
+        boxed, module, BatchStat, BoxedLayer, Error, GenerativeModel, Layer, Mode, ModelOutput,
+        Module, ModulePath, Param, Result, RngStream, Rngs, StateKind,
     };
     pub use candle_core::{DType, Device, Tensor, D};
 }

@@ -1,0 +1,54 @@
+//! [`Layer`]: a module with a one-tensor forward, so heterogeneous lists (`[Linear, BatchNorm,
+//! ...]`, the seed's `encoder` lists) can be `Vec<Box<dyn Layer>>` with NNX paths
+//! (`encoder.0.kernel`, `encoder.1.mean`).
+
+use candle_core::Tensor;
+
+use crate::layers::{BatchNorm, Dropout, LayerNorm, Linear};
+use crate::{Module, Result};
+
+/// A module that maps one tensor to one tensor.
+///
+/// `train` overrides the module's mode for this call (`None`: use the mode set by
+/// `train()` / `eval()`); layers without a mode ignore it.
+pub trait Layer: Module + Send + Sync {
+    /// Applies the layer.
+    fn forward_t(&self, x: &Tensor, train: Option<bool>) -> Result<Tensor>;
+
+    /// Applies the layer in its current mode.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_t(x, None)
+    }
+}
+
+/// A boxed layer, for heterogeneous lists.
+pub type BoxedLayer = Box<dyn Layer>;
+
+/// Boxes a layer (shorthand for building `Vec<BoxedLayer>`).
+pub fn boxed<L: Layer + 'static>(layer: L) -> BoxedLayer {
+    Box::new(layer)
+}
+
+impl Layer for Linear {
+    fn forward_t(&self, x: &Tensor, _train: Option<bool>) -> Result<Tensor> {
+        Linear::forward(self, x)
+    }
+}
+
+impl Layer for LayerNorm {
+    fn forward_t(&self, x: &Tensor, _train: Option<bool>) -> Result<Tensor> {
+        LayerNorm::forward(self, x)
+    }
+}
+
+impl Layer for BatchNorm {
+    fn forward_t(&self, x: &Tensor, train: Option<bool>) -> Result<Tensor> {
+        BatchNorm::forward_t(self, x, train)
+    }
+}
+
+impl Layer for Dropout {
+    fn forward_t(&self, x: &Tensor, train: Option<bool>) -> Result<Tensor> {
+        Dropout::forward_t(self, x, train)
+    }
+}

@@ -1,0 +1,80 @@
+//! Losses of the seed document and of Artifex: reconstruction, KL, the beta-VAE loss.
+//! GAN objectives come with the GAN model.
+
+use std::collections::BTreeMap;
+
+use candle_core::Tensor;
+
+use crate::{Error, Result};
+
+fn same_shape(what: &str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.dims() != b.dims() {
+        return Err(Error::Shape {
+            module: what.to_string(),
+            expected: format!("{:?} (the first argument's shape)", a.dims()),
+            got: b.dims().to_vec(),
+        });
+    }
+    Ok(())
+}
+
+/// Mean squared error over every element.
+pub fn mse(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
+    same_shape("mse", pred, target)?;
+    Ok((pred - target)?.sqr()?.mean_all()?)
+}
+
+/// Mean absolute error over every element.
+pub fn mae(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
+    same_shape("mae", pred, target)?;
+    Ok((pred - target)?.abs()?.mean_all()?)
+}
+
+/// Binary cross-entropy on logits, averaged: `max(x, 0) - x z + log(1 + exp(-|x|))`
+/// (never overflows, whatever the logits).
+pub fn binary_cross_entropy_with_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    same_shape("binary_cross_entropy_with_logits", logits, targets)?;
+    let softplus_neg_abs = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    let loss = ((logits.relu()? - (logits * targets)?)? + softplus_neg_abs)?;
+    Ok(loss.mean_all()?)
+}
+
+/// Binary cross-entropy on probabilities (clamped to `[eps, 1 - eps]`), averaged.
+pub fn binary_cross_entropy(probs: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    same_shape("binary_cross_entropy", probs, targets)?;
+    let eps = 1e-7;
+    let p = probs.clamp(eps, 1.0 - eps)?;
+    let pos = (targets * p.log()?)?;
+    let neg = ((1.0 - targets)? * (1.0 - &p)?.log()?)?;
+    Ok((pos + neg)?.neg()?.mean_all()?)
+}
+
+/// KL divergence of `N(mean, exp(logvar))` to `N(0, I)`, averaged over every element as the
+/// seed does: `-0.5 * mean(1 + logvar - mean² - exp(logvar))`.
+pub fn gaussian_kl(mean: &Tensor, logvar: &Tensor) -> Result<Tensor> {
+    same_shape("gaussian_kl", mean, logvar)?;
+    let inner = (((logvar + 1.0)? - mean.sqr()?)? - logvar.exp()?)?;
+    Ok((inner.mean_all()? * -0.5)?)
+}
+
+/// The seed's `custom_vae_loss`: `mse(data, reconstruction) + beta * kl`, with the metrics
+/// `loss`, `reconstruction_loss`, `kl_loss` and `beta`.
+pub fn custom_vae_loss(
+    data: &Tensor,
+    reconstruction: &Tensor,
+    mean: &Tensor,
+    logvar: &Tensor,
+    beta: f64,
+) -> Result<(Tensor, BTreeMap<String, Tensor>)> {
+    let recon = mse(reconstruction, data)?;
+    let kl = gaussian_kl(mean, logvar)?;
+    let total = (&recon + (&kl * beta)?)?;
+    let beta_t = Tensor::new(beta as f32, data.device())?;
+    let metrics = BTreeMap::from([
+        ("loss".to_string(), total.clone()),
+        ("reconstruction_loss".to_string(), recon),
+        ("kl_loss".to_string(), kl),
+        ("beta".to_string(), beta_t),
+    ]);
+    Ok((total, metrics))
+}
