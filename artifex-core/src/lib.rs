@@ -60,6 +60,7 @@ extern crate self as artifex_core;
 
 pub mod checkpoint;
 mod containers;
+pub mod data;
 mod error;
 pub mod init;
 pub mod layers;
@@ -73,7 +74,7 @@ pub use artifex_macros::{module, Module};
 pub use candle_core;
 pub use candle_nn;
 
-pub use error::{CheckpointError, Error, Result};
+pub use error::{CheckpointError, DataError, Error, Result};
 pub use init::{Init, Initializer};
 pub use module::{AutoField, Module};
 pub use path::{ModulePath, StatePath};
