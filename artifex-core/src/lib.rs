@@ -62,6 +62,7 @@ pub mod checkpoint;
 mod containers;
 pub mod data;
 mod error;
+pub mod image_grid;
 pub mod init;
 pub mod layers;
 mod module;
