@@ -53,6 +53,37 @@ pub enum Error {
     /// Reading or writing a checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+
+    /// Reading a data set file failed (missing, truncated or corrupt).
+    #[error(transparent)]
+    Data(#[from] DataError),
+
+    /// Optimizer state handed to `load_state` does not fit the optimizer.
+    #[error("{optimizer} state does not match its parameters:{}", list_problems(.missing, .mismatched, .unexpected))]
+    OptimizerState {
+        /// The optimizer type, e.g. `Adam`.
+        optimizer: String,
+        /// Keys the optimizer needs that were not given.
+        missing: Vec<String>,
+        /// Keys given with the wrong shape or dtype, with what was expected and found.
+        mismatched: Vec<String>,
+        /// `opt.` keys given that the optimizer does not know.
+        unexpected: Vec<String>,
+    },
+}
+
+fn list_problems(missing: &[String], mismatched: &[String], unexpected: &[String]) -> String {
+    let mut out = String::new();
+    for (title, items) in [
+        ("missing", missing),
+        ("mismatched", mismatched),
+        ("unexpected", unexpected),
+    ] {
+        if !items.is_empty() {
+            out.push_str(&format!("\n  {title}: {}", items.join(", ")));
+        }
+    }
+    out
 }
 
 impl Error {
@@ -106,4 +137,60 @@ pub enum CheckpointError {
         /// What went wrong.
         reason: String,
     },
+}
+
+/// Errors of data set files (IDX / MNIST): every one names the file and what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The file could not be opened or read.
+    #[error("data file {path}: {source}")]
+    Io {
+        /// The file involved.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// None of the accepted names of a required file exists in the directory.
+    #[error("data directory {dir}: no file {tried:?}")]
+    NotFound {
+        /// The directory searched.
+        dir: String,
+        /// The file names tried, in order.
+        tried: Vec<String>,
+    },
+
+    /// The content is not what the format requires (bad magic, dimensions, truncated payload,
+    /// broken gzip stream, out-of-range values, ...).
+    #[error("data file {path} is corrupt: {reason}")]
+    Corrupt {
+        /// The file involved (or the name given to an in-memory buffer).
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// An image file and its label file hold different numbers of examples.
+    #[error("{images} holds {num_images} images but {labels} holds {num_labels} labels")]
+    CountMismatch {
+        /// The image file.
+        images: String,
+        /// The label file.
+        labels: String,
+        /// Number of images.
+        num_images: usize,
+        /// Number of labels.
+        num_labels: usize,
+    },
+}
+
+impl DataError {
+    /// A [`DataError::Corrupt`] for `path`.
+    pub fn corrupt(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        DataError::Corrupt {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
 }

@@ -60,8 +60,10 @@ extern crate self as artifex_core;
 
 pub mod checkpoint;
 mod containers;
+pub mod data;
 mod error;
 mod generative;
+pub mod image_grid;
 pub mod init;
 mod layer;
 pub mod layers;
@@ -76,7 +78,7 @@ pub use artifex_macros::{module, Module};
 pub use candle_core;
 pub use candle_nn;
 
-pub use error::{CheckpointError, Error, Result};
+pub use error::{CheckpointError, DataError, Error, Result};
 pub use generative::{GenerativeModel, ModelOutput};
 pub use layer::{boxed, BoxedLayer, Layer};
 pub use init::{Init, Initializer};
