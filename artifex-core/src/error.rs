@@ -50,6 +50,17 @@ pub enum Error {
         stream: String,
     },
 
+    /// A training step produced a NaN or infinite value; the step was not applied.
+    #[error("step {step}: metric `{metric}` is not finite ({value}); the step was refused and the model left as before it")]
+    NonFinite {
+        /// The step that was refused.
+        step: u64,
+        /// The first non-finite metric (`loss`, `grad_norm`, or a user metric).
+        metric: String,
+        /// Its value.
+        value: f64,
+    },
+
     /// Reading or writing a checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),

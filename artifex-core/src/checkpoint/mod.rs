@@ -18,7 +18,7 @@ use safetensors::SafeTensors;
 pub use atomic::write_atomically;
 pub use report::{LoadReport, Mismatch, Unexpected};
 
-use crate::{CheckpointError, Module, Result};
+use crate::{CheckpointError, Module, Result, StateKind};
 
 /// The `format` value written into every artifex checkpoint's metadata.
 pub const FORMAT: &str = "artifex";
@@ -51,17 +51,44 @@ impl SaveOptions {
 pub struct LoadOptions {
     /// Refuse any mismatch (the default); otherwise load what matches and report the rest.
     pub strict: bool,
+    /// Read the entries under this key prefix (e.g. `"generator."` to load one submodule of a
+    /// larger file); other keys of the file are ignored, not reported as unexpected.
+    pub prefix: Option<String>,
+    /// Treat absent rng keys/counters as fine (files written by NNX or PyTorch tools carry no
+    /// artifex rng state); the model keeps its own.
+    pub rng_state_optional: bool,
 }
 
 impl LoadOptions {
     /// All entries must match; nothing changes otherwise.
     pub fn strict() -> Self {
-        Self { strict: true }
+        Self {
+            strict: true,
+            prefix: None,
+            rng_state_optional: false,
+        }
     }
 
     /// Load the matching entries, report the others.
     pub fn lenient() -> Self {
-        Self { strict: false }
+        Self {
+            strict: false,
+            ..Self::strict()
+        }
+    }
+
+    /// Strict on params and batch stats, rng state optional: for state exported by Flax NNX.
+    pub fn nnx() -> Self {
+        Self {
+            rng_state_optional: true,
+            ..Self::strict()
+        }
+    }
+
+    /// Reads only the entries under `prefix`.
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = Some(prefix.to_string());
+        self
     }
 }
 
@@ -145,9 +172,13 @@ pub fn load<M: Module>(module: &M, path: &Path, options: &LoadOptions) -> Result
     let mut matched = Vec::new();
     let model_keys: BTreeSet<&str> = state.iter().map(|(k, _)| k.as_str()).collect();
 
+    let prefix = options.prefix.as_deref().unwrap_or("");
     for (key, var) in &state {
-        let Ok(view) = tensors.tensor(key) else {
-            report.missing.push(key.clone());
+        let Ok(view) = tensors.tensor(&format!("{prefix}{key}")) else {
+            let is_rng = matches!(var.kind(), StateKind::RngKey | StateKind::RngCount);
+            if !(is_rng && options.rng_state_optional) {
+                report.missing.push(key.clone());
+            }
             continue;
         };
         let mismatch = || Mismatch {
@@ -168,7 +199,7 @@ pub fn load<M: Module>(module: &M, path: &Path, options: &LoadOptions) -> Result
     }
     let mut file_keys = tensors.names();
     file_keys.sort_unstable();
-    for key in file_keys {
+    for key in file_keys.into_iter().filter_map(|k| k.strip_prefix(prefix)) {
         if !model_keys.contains(key) {
             report.unexpected.push(Unexpected {
                 path: key.to_string(),
