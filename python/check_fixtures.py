@@ -289,7 +289,7 @@ def check_vae():
 
     t, cfg, _ = load("custom_vae")
     p = S(t)
-    x = t["input"].astype(np.float64).reshape(3, -1)
+    x = t["input"].astype(np.float64).reshape(t["input"].shape[0], -1)
     z = t["z"].astype(np.float64)
     sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
     for train, tag in [(False, "eval"), (True, "train")]:
@@ -302,7 +302,7 @@ def check_vae():
                 close("custom_vae", "after_train." + k, t["after_train." + k], v)
         st = {}
         h = run_list(p, "decoder", 4, z, train, st)
-        y = sig(linear(sub(p, "output_layer."), h)).reshape(3, 28, 28, 1)
+        y = sig(linear(sub(p, "output_layer."), h)).reshape(-1, 28, 28, 1)
         close("custom_vae", f"dec_{tag}", t[f"dec_{tag}"], y)
         if train:
             for k, v in st.items():

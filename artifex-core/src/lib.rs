@@ -58,7 +58,9 @@
 
 extern crate self as artifex_core;
 
+pub mod activation;
 pub mod checkpoint;
+mod configurable;
 mod containers;
 pub mod data;
 mod error;
@@ -77,7 +79,9 @@ mod summary;
 pub use artifex_macros::{module, Module};
 pub use candle_core;
 pub use candle_nn;
+pub use serde;
 
+pub use configurable::{read_config, Configurable};
 pub use error::{CheckpointError, DataError, Error, Result};
 pub use generative::{GenerativeModel, ModelOutput};
 pub use layer::{boxed, BoxedLayer, Layer};
@@ -94,7 +98,7 @@ pub mod prelude {
     pub use crate::init::{self, Init};
     pub use crate::layers::{BatchNorm, Dropout, LayerNorm, Linear};
     pub use crate::{
-        boxed, module, BatchStat, BoxedLayer, Error, GenerativeModel, Layer, Mode, ModelOutput,
+        boxed, module, BatchStat, BoxedLayer, Configurable, Error, GenerativeModel, Layer, Mode, ModelOutput,
         Module, ModulePath, Param, Result, RngStream, Rngs, StateKind,
     };
     pub use candle_core::{DType, Device, Tensor, D};

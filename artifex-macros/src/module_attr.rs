@@ -43,12 +43,15 @@ struct Config<'a> {
 }
 
 pub fn expand(args: TokenStream, mut item: ItemStruct) -> syn::Result<TokenStream> {
-    if !args.is_empty() {
-        return Err(syn::Error::new(
-            args.span(),
-            "#[module] takes no arguments; describe fields with #[param], #[batch_stat], #[rng], #[init] and #[config]",
-        ));
-    }
+    let serde = if args.is_empty() {
+        false
+    } else {
+        let ident: Ident = syn::parse2(args.clone()).map_err(|_| bad_args(&args))?;
+        if ident != "serde" {
+            return Err(bad_args(&args));
+        }
+        true
+    };
     if !item.generics.params.is_empty() {
         return Err(syn::Error::new(
             item.generics.span(),
@@ -142,7 +145,20 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> syn::Result<TokenStrea
 
     let builder_fields = required.iter().chain(&defaulted).map(|c| {
         let (i, t) = (c.ident, c.ty);
-        quote!(#i: #t)
+        if serde && c.default.is_some() {
+            let default_fn = format!("{builder}::__default_{i}");
+            quote!(#[serde(default = #default_fn)] #i: #t)
+        } else {
+            quote!(#i: #t)
+        }
+    });
+    let default_fns = defaulted.iter().filter(|_| serde).map(|c| {
+        let (i, t, d) = (c.ident, c.ty, c.default.as_ref());
+        let name = format_ident!("__default_{}", i);
+        quote! {
+            #[doc(hidden)]
+            pub fn #name() -> #t { #d }
+        }
     });
     let builder_names: Vec<&Ident> = required.iter().chain(&defaulted).map(|c| c.ident).collect();
     let required_params: Vec<TokenStream> = required
@@ -186,6 +202,33 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> syn::Result<TokenStrea
         }
     });
     let builder_doc = format!("Builder of [`{name}`]: set optional configs, then `build(rngs)`.");
+    let serde_attrs = if serde {
+        quote! {
+            #[derive(#krate::serde::Serialize, #krate::serde::Deserialize)]
+            #[serde(crate = "::artifex_core::serde")]
+        }
+    } else {
+        quote!()
+    };
+    let configurable = if serde {
+        let clones = required.iter().chain(&defaulted).map(|c| {
+            let i = c.ident;
+            quote!(#i: ::std::clone::Clone::clone(&self.#i))
+        });
+        quote! {
+            impl #krate::Configurable for #name {
+                type Config = #builder;
+                fn config(&self) -> #builder {
+                    #builder { #(#clones,)* }
+                }
+                fn from_config(config: #builder, rngs: &mut #krate::Rngs) -> #krate::Result<Self> {
+                    config.build(rngs)
+                }
+            }
+        }
+    } else {
+        quote!()
+    };
     let new_doc = format!(
         "Builds a [`{name}`] from its required configs with defaults for the rest, drawing parameters from `rngs`."
     );
@@ -197,13 +240,17 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> syn::Result<TokenStrea
 
         #[doc = #builder_doc]
         #[derive(Clone, Debug)]
+        #serde_attrs
         #[must_use]
         #vis struct #builder {
             #(#builder_fields,)*
         }
 
+        #configurable
+
         impl #builder {
             #(#setters)*
+            #(#default_fns)*
 
             /// Checks the configuration, then builds every field in declaration order.
             #[allow(clippy::redundant_locals, clippy::needless_question_mark)]
@@ -233,6 +280,14 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> syn::Result<TokenStrea
             }
         }
     })
+}
+
+fn bad_args(args: &TokenStream) -> syn::Error {
+    syn::Error::new(
+        args.span(),
+        "#[module] takes no arguments, or `serde` to make its config (the builder) serializable; \
+         describe fields with #[param], #[batch_stat], #[rng], #[init] and #[config]",
+    )
 }
 
 /// The expression that creates a `#[param]` / `#[batch_stat]` field.

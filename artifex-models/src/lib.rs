@@ -1,1 +1,19 @@
-pub fn x() {}
+//! # artifex-models
+//!
+//! The generative models of the seed document (`custom-architectures.md`), written with
+//! artifex-core's macros. Where the seed's Python is wrong, the port is right and the
+//! difference is documented on the type.
+
+#![warn(missing_docs)]
+
+mod custom_linear;
+mod integration;
+mod residual_network;
+mod stack;
+mod vae;
+
+pub use custom_linear::{CustomLinear, CustomLinearBuilder};
+pub use integration::{GenerativeConfig, MyCustomGenerativeModel, MyCustomGenerativeModelBuilder};
+pub use residual_network::{ResidualMlpBlock, ResidualNetwork, ResidualNetworkBuilder};
+pub use stack::dense_stack;
+pub use vae::{CustomVAE, CustomVAEBuilder, VaeOutput};

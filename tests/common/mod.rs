@@ -1,6 +1,8 @@
 //! Small models shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod fixture;
+
 use artifex_core::prelude::*;
 
 /// An MLP with every kind of state: params, batch stats, a dropout stream.
