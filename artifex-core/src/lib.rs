@@ -66,6 +66,7 @@ pub mod image_grid;
 pub mod init;
 pub mod layers;
 mod module;
+pub mod optim;
 mod path;
 mod rng;
 mod state;
