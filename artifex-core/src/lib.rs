@@ -71,6 +71,7 @@ mod layer;
 pub mod layers;
 pub mod losses;
 mod module;
+pub mod optim;
 mod path;
 mod rng;
 mod state;
