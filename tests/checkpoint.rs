@@ -45,7 +45,10 @@ fn round_trip_is_bitwise_including_batch_stats_and_rng_counters() -> Result<()> 
     let (a, b) = (model.forward(&batch(8, 6))?, fresh.forward(&batch(8, 6))?);
     assert_eq!(common::bits(&a), common::bits(&b));
     // No temp files are left beside the checkpoint.
-    let names: Vec<_> = std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("entry").file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
     assert_eq!(names, ["model.safetensors"]);
     Ok(())
 }
@@ -81,7 +84,9 @@ fn truncated_file_is_a_corrupt_error() -> Result<()> {
             matches!(err, Error::Checkpoint(CheckpointError::Corrupt { .. })),
             "cut at {cut}: {err}"
         );
-        assert!(err.to_string().contains("is corrupt or not a safetensors file"));
+        assert!(err
+            .to_string()
+            .contains("is corrupt or not a safetensors file"));
     }
     // Garbage and a header claiming a huge size.
     std::fs::write(&path, b"not a checkpoint at all").expect("write");
@@ -97,7 +102,9 @@ fn truncated_file_is_a_corrupt_error() -> Result<()> {
 #[test]
 fn missing_file_is_an_io_error_naming_the_path() -> Result<()> {
     let mut model = Mlp::new(6, 10, 3, &mut Rngs::new(0))?;
-    let err = model.load_safetensors("/nonexistent/dir/m.safetensors").unwrap_err();
+    let err = model
+        .load_safetensors("/nonexistent/dir/m.safetensors")
+        .unwrap_err();
     assert!(matches!(err, Error::Checkpoint(CheckpointError::Io { .. })));
     assert!(err.to_string().contains("/nonexistent/dir/m.safetensors"));
     Ok(())
@@ -115,19 +122,45 @@ fn wrong_shapes_and_extra_keys_are_all_reported_at_once() -> Result<()> {
     let Error::Checkpoint(CheckpointError::Incompatible { report, .. }) = &err else {
         panic!("expected Incompatible, got {err}");
     };
-    let shape_paths: Vec<&str> = report.shape_mismatches.iter().map(|m| m.path.as_str()).collect();
+    let shape_paths: Vec<&str> = report
+        .shape_mismatches
+        .iter()
+        .map(|m| m.path.as_str())
+        .collect();
     assert_eq!(
         shape_paths,
-        ["fc1.kernel", "fc1.bias", "bn.scale", "bn.bias", "bn.mean", "bn.var", "fc2.kernel"]
+        [
+            "fc1.kernel",
+            "fc1.bias",
+            "bn.scale",
+            "bn.bias",
+            "bn.mean",
+            "bn.var",
+            "fc2.kernel"
+        ]
     );
     let first = &report.shape_mismatches[0];
-    assert_eq!((first.expected_shape.clone(), first.found_shape.clone()), (vec![6, 10], vec![6, 12]));
-    assert!(err.to_string().contains("shape mismatch: fc1.kernel: model [6, 10], file [6, 12]"), "{err}");
-    assert_eq!(before, state_bytes(&model), "strict load changes nothing on error");
+    assert_eq!(
+        (first.expected_shape.clone(), first.found_shape.clone()),
+        (vec![6, 10], vec![6, 12])
+    );
+    assert!(
+        err.to_string()
+            .contains("shape mismatch: fc1.kernel: model [6, 10], file [6, 12]"),
+        "{err}"
+    );
+    assert_eq!(
+        before,
+        state_bytes(&model),
+        "strict load changes nothing on error"
+    );
 
     // Lenient: loads what matches (fc2.bias and rng state), reports the rest.
     let report = model.load_safetensors_with(&path, &LoadOptions::lenient())?;
-    assert_eq!(report.loaded, ["dropout.rngs.count", "dropout.rngs.key", "fc2.bias"]);
+    assert_eq!(
+        report.loaded,
+        ["dropout.rngs.count", "dropout.rngs.key", "fc2.bias"]
+    );
     assert_eq!(report.shape_mismatches.len(), 7);
     Ok(())
 }
@@ -147,7 +180,10 @@ fn unexpected_and_missing_keys_with_suggestions() -> Result<()> {
         };
         tensors.push((key, var.to_tensor()?));
     }
-    tensors.push(("extra.weight".into(), Tensor::zeros(2, DType::F32, &Device::Cpu)?));
+    tensors.push((
+        "extra.weight".into(),
+        Tensor::zeros(2, DType::F32, &Device::Cpu)?,
+    ));
     let map: HashMap<String, Tensor> = tensors.into_iter().collect();
     candle_core::safetensors::save(&map, &path)?;
 
@@ -162,10 +198,16 @@ fn unexpected_and_missing_keys_with_suggestions() -> Result<()> {
         .iter()
         .map(|u| (u.path.as_str(), u.suggestion.as_deref()))
         .collect();
-    assert_eq!(unexpected, [("extra.weight", None), ("fc1.kernal", Some("fc1.kernel"))]);
+    assert_eq!(
+        unexpected,
+        [("extra.weight", None), ("fc1.kernal", Some("fc1.kernel"))]
+    );
     let text = err.to_string();
     assert!(text.contains("missing: bn.var"));
-    assert!(text.contains("unexpected: fc1.kernal (did you mean fc1.kernel?)"), "{text}");
+    assert!(
+        text.contains("unexpected: fc1.kernal (did you mean fc1.kernel?)"),
+        "{text}"
+    );
     Ok(())
 }
 
@@ -177,13 +219,20 @@ fn dtype_change_is_refused() -> Result<()> {
     let mut map = HashMap::new();
     for (key, var) in model.state() {
         let t = var.to_tensor()?;
-        let t = if t.dtype() == DType::F32 { t.to_dtype(DType::F16)? } else { t };
+        let t = if t.dtype() == DType::F32 {
+            t.to_dtype(DType::F16)?
+        } else {
+            t
+        };
         map.insert(key, t);
     }
     candle_core::safetensors::save(&map, &path)?;
     let mut target = Mlp::new(6, 10, 3, &mut Rngs::new(1))?;
     let err = target.load_safetensors(&path).unwrap_err().to_string();
-    assert!(err.contains("dtype mismatch: fc1.kernel: model f32, file F16"), "{err}");
+    assert!(
+        err.contains("dtype mismatch: fc1.kernel: model f32, file F16"),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -221,7 +270,10 @@ fn a_failed_write_keeps_the_old_file_and_leaves_no_temp_file() -> Result<()> {
         Err(std::io::Error::other("disk full"))
     });
     let err = result.unwrap_err().to_string();
-    assert!(err.contains("disk full") && err.contains("m.safetensors"), "{err}");
+    assert!(
+        err.contains("disk full") && err.contains("m.safetensors"),
+        "{err}"
+    );
     assert_eq!(old, std::fs::read(&path).expect("read"));
     let names: Vec<_> = std::fs::read_dir(&dir).expect("dir").collect();
     assert_eq!(names.len(), 1);

@@ -27,8 +27,13 @@ fn different_seeds_and_streams_differ() -> Result<()> {
     assert_ne!(d.dropout.rngs.key(), e.dropout.rngs.key());
 
     // Streams of one Rngs with the same seed are still independent.
-    let rngs = Rngs::new(5).with_stream("params", 5).with_stream("sample", 5);
-    assert_ne!(rngs.stream("params")?.next_key(), rngs.stream("sample")?.next_key());
+    let rngs = Rngs::new(5)
+        .with_stream("params", 5)
+        .with_stream("sample", 5);
+    assert_ne!(
+        rngs.stream("params")?.next_key(),
+        rngs.stream("sample")?.next_key()
+    );
     Ok(())
 }
 
@@ -54,7 +59,10 @@ fn missing_stream_falls_back_to_default_or_errors() {
     let mut rngs = Rngs::empty().with_stream("params", 0);
     assert!(rngs.params().is_ok());
     let err = rngs.sample().unwrap_err().to_string();
-    assert!(err.contains("no rng stream named `sample` and no `default` stream"), "{err}");
+    assert!(
+        err.contains("no rng stream named `sample` and no `default` stream"),
+        "{err}"
+    );
     assert!(Dropout::new(0.1, &mut rngs).is_err());
     assert!(Dropout::new(0.1, &mut Rngs::new(0)).is_ok());
 }
@@ -92,7 +100,12 @@ fn thread_count_does_not_change_results() {
     for threads in ["1", "2"] {
         let out = dir.join(format!("fp-{threads}"));
         let status = std::process::Command::new(std::env::current_exe().expect("exe"))
-            .args(["--exact", "fingerprint_child", "--include-ignored", "--quiet"])
+            .args([
+                "--exact",
+                "fingerprint_child",
+                "--include-ignored",
+                "--quiet",
+            ])
             .env("RAYON_NUM_THREADS", threads)
             .env("ARTIFEX_FINGERPRINT_OUT", &out)
             .stdout(std::process::Stdio::null())

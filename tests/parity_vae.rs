@@ -17,7 +17,11 @@ fn vae_from(fx: &Fixture) -> CustomVAE {
     .expect("build");
     let report = fx.load_state(&mut vae);
     assert!(report.is_clean(), "{report}");
-    assert_eq!(report.loaded.len(), 30, "every NNX Param and BatchStat loaded");
+    assert_eq!(
+        report.loaded.len(),
+        30,
+        "every NNX Param and BatchStat loaded"
+    );
     vae
 }
 
@@ -28,8 +32,18 @@ fn eval_mode_matches_nnx() -> Result<()> {
     vae.eval();
     let (mean, logvar) = vae.encode(fx.get("input"))?;
     assert_close(&mean, fx.get("enc_eval.mean"), 1e-5, "encode mean (eval)");
-    assert_close(&logvar, fx.get("enc_eval.logvar"), 1e-5, "encode logvar (eval)");
-    assert_close(&vae.decode(fx.get("z"))?, fx.get("dec_eval"), 1e-5, "decode (eval)");
+    assert_close(
+        &logvar,
+        fx.get("enc_eval.logvar"),
+        1e-5,
+        "encode logvar (eval)",
+    );
+    assert_close(
+        &vae.decode(fx.get("z"))?,
+        fx.get("dec_eval"),
+        1e-5,
+        "decode (eval)",
+    );
     Ok(())
 }
 
@@ -39,17 +53,37 @@ fn train_mode_with_batch_norm_matches_nnx_including_running_stats() -> Result<()
     let vae = vae_from(&fx);
     let (mean, logvar) = vae.encode(fx.get("input"))?;
     assert_close(&mean, fx.get("enc_train.mean"), 1e-5, "encode mean (train)");
-    assert_close(&logvar, fx.get("enc_train.logvar"), 1e-5, "encode logvar (train)");
+    assert_close(
+        &logvar,
+        fx.get("enc_train.logvar"),
+        1e-5,
+        "encode logvar (train)",
+    );
     for (path, var) in vae.state() {
         if var.kind() == StateKind::BatchStat {
-            assert_close(&var.to_tensor()?, fx.get(&format!("after_train.{path}")), 1e-5, &path);
+            assert_close(
+                &var.to_tensor()?,
+                fx.get(&format!("after_train.{path}")),
+                1e-5,
+                &path,
+            );
         }
     }
     let vae = vae_from(&fx);
-    assert_close(&vae.decode(fx.get("z"))?, fx.get("dec_train"), 1e-5, "decode (train)");
+    assert_close(
+        &vae.decode(fx.get("z"))?,
+        fx.get("dec_train"),
+        1e-5,
+        "decode (train)",
+    );
     for (path, var) in vae.state() {
         if var.kind() == StateKind::BatchStat {
-            assert_close(&var.to_tensor()?, fx.get(&format!("after_train_dec.{path}")), 1e-5, &path);
+            assert_close(
+                &var.to_tensor()?,
+                fx.get(&format!("after_train_dec.{path}")),
+                1e-5,
+                &path,
+            );
         }
     }
     Ok(())

@@ -19,7 +19,13 @@ fn user_crate_outside_the_workspace_builds_trains_and_reloads() {
     let out = cmd.output().expect("run cargo");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "user crate failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "user crate failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("user crate OK"), "{stdout}");
-    assert!(stdout.contains("blocks.0.kernel"), "summary printed: {stdout}");
+    assert!(
+        stdout.contains("blocks.0.kernel"),
+        "summary printed: {stdout}"
+    );
 }

@@ -46,5 +46,6 @@ pub fn read_config<C: DeserializeOwned>(path: &Path) -> Result<C> {
     let json = meta
         .get("config")
         .ok_or_else(|| entry("the checkpoint has no config; it was saved without one".into()))?;
-    Ok(serde_json::from_str(json).map_err(|e| entry(format!("config does not fit this model: {e}")))?)
+    Ok(serde_json::from_str(json)
+        .map_err(|e| entry(format!("config does not fit this model: {e}")))?)
 }

@@ -50,7 +50,12 @@ impl ModelOutput {
     pub fn scalar_metrics(&self) -> Result<BTreeMap<String, f64>> {
         self.metrics
             .iter()
-            .map(|(k, v)| Ok((k.clone(), v.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)))
+            .map(|(k, v)| {
+                Ok((
+                    k.clone(),
+                    v.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?,
+                ))
+            })
             .collect()
     }
 }

@@ -63,6 +63,7 @@ pub mod checkpoint;
 mod configurable;
 mod containers;
 pub mod data;
+mod device;
 mod error;
 mod generative;
 pub mod image_grid;
@@ -76,6 +77,7 @@ mod path;
 mod rng;
 mod state;
 mod summary;
+pub mod train;
 
 pub use artifex_macros::{module, Module};
 pub use candle_core;
@@ -83,10 +85,11 @@ pub use candle_nn;
 pub use serde;
 
 pub use configurable::{read_config, Configurable};
+pub use device::device_from_name;
 pub use error::{CheckpointError, DataError, Error, Result};
 pub use generative::{GenerativeModel, ModelOutput};
-pub use layer::{boxed, BoxedLayer, Layer};
 pub use init::{Init, Initializer};
+pub use layer::{boxed, BoxedLayer, Layer};
 pub use module::{AutoField, Module};
 pub use path::{ModulePath, StatePath};
 pub use rng::{RngKey, RngStream, Rngs, KEY_WORDS};
@@ -99,8 +102,8 @@ pub mod prelude {
     pub use crate::init::{self, Init};
     pub use crate::layers::{BatchNorm, Dropout, LayerNorm, Linear};
     pub use crate::{
-        boxed, module, BatchStat, BoxedLayer, Configurable, Error, GenerativeModel, Layer, Mode, ModelOutput,
-        Module, ModulePath, Param, Result, RngStream, Rngs, StateKind,
+        boxed, module, BatchStat, BoxedLayer, Configurable, Error, GenerativeModel, Layer, Mode,
+        ModelOutput, Module, ModulePath, Param, Result, RngStream, Rngs, StateKind,
     };
     pub use candle_core::{DType, Device, Tensor, D};
 }

@@ -16,19 +16,30 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn open(name: &str) -> Self {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/nnx/{name}.safetensors"));
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/fixtures/nnx/{name}.safetensors"));
         let tensors = candle_core::safetensors::load(&path, &Device::Cpu).expect("fixture loads");
-        let meta = CheckpointFile::open(&path).and_then(|f| f.metadata()).expect("metadata");
+        let meta = CheckpointFile::open(&path)
+            .and_then(|f| f.metadata())
+            .expect("metadata");
         let config = serde_json::from_str(&meta["config"]).expect("config json");
-        Self { path, tensors, config }
+        Self {
+            path,
+            tensors,
+            config,
+        }
     }
 
     pub fn get(&self, key: &str) -> &Tensor {
-        self.tensors.get(key).unwrap_or_else(|| panic!("fixture {} has no `{key}`", self.path.display()))
+        self.tensors
+            .get(key)
+            .unwrap_or_else(|| panic!("fixture {} has no `{key}`", self.path.display()))
     }
 
     pub fn usize(&self, key: &str) -> usize {
-        self.config[key].as_u64().unwrap_or_else(|| panic!("config `{key}`")) as usize
+        self.config[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("config `{key}`")) as usize
     }
 
     pub fn usizes(&self, key: &str) -> Vec<usize> {
@@ -52,8 +63,20 @@ impl Fixture {
 /// Asserts `|a - b| <= rtol * (|b| + 1)` everywhere (relative, with a floor near zero).
 pub fn assert_close(actual: &Tensor, expected: &Tensor, rtol: f64, what: &str) {
     assert_eq!(actual.dims(), expected.dims(), "{what}: shape");
-    let a: Vec<f32> = actual.flatten_all().expect("flat").to_dtype(DType::F32).expect("f32").to_vec1().expect("vec");
-    let b: Vec<f32> = expected.flatten_all().expect("flat").to_dtype(DType::F32).expect("f32").to_vec1().expect("vec");
+    let a: Vec<f32> = actual
+        .flatten_all()
+        .expect("flat")
+        .to_dtype(DType::F32)
+        .expect("f32")
+        .to_vec1()
+        .expect("vec");
+    let b: Vec<f32> = expected
+        .flatten_all()
+        .expect("flat")
+        .to_dtype(DType::F32)
+        .expect("f32")
+        .to_vec1()
+        .expect("vec");
     let mut worst = (0.0f64, 0usize);
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         assert!(x.is_finite(), "{what}: non-finite value at {i}");

@@ -1,0 +1,109 @@
+//! Metrics logging: one JSON object per line in `metrics.jsonl`, and a progress bar on a TTY.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::{CheckpointError, Result};
+
+/// Appends `{"step": .., "split": "train"|"eval", "<metric>": value, ...}` lines to a file
+/// and shows progress: an indicatif bar on a terminal, plain lines otherwise (quiet in CI).
+pub struct MetricsLogger {
+    path: PathBuf,
+    file: std::fs::File,
+    bar: Option<ProgressBar>,
+    plain_every: Option<u64>,
+}
+
+impl MetricsLogger {
+    /// Opens (appending) `path`; `total_steps` sizes the progress bar; `plain_every` prints a
+    /// plain line every N steps when stdout is not a terminal (`None`: silent).
+    pub fn open(
+        path: &Path,
+        total_steps: u64,
+        start_step: u64,
+        plain_every: Option<u64>,
+    ) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| CheckpointError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let interactive = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        let bar = interactive.then(|| {
+            let bar = ProgressBar::new(total_steps);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} {per_sec} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_position(start_step);
+            bar
+        });
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            bar,
+            plain_every,
+        })
+    }
+
+    /// Records the metrics of one step (or one evaluation).
+    pub fn log(
+        &mut self,
+        step: u64,
+        split: &str,
+        metrics: &BTreeMap<String, f64>,
+        samples_per_sec: Option<f64>,
+    ) -> Result<()> {
+        let mut line = serde_json::Map::new();
+        line.insert("step".into(), step.into());
+        line.insert("split".into(), split.into());
+        for (k, v) in metrics {
+            line.insert(k.clone(), serde_json::Value::from(*v));
+        }
+        if let Some(rate) = samples_per_sec {
+            line.insert("samples_per_sec".into(), rate.into());
+        }
+        writeln!(self.file, "{}", serde_json::Value::Object(line)).map_err(|source| {
+            CheckpointError::Io {
+                path: self.path.display().to_string(),
+                source,
+            }
+        })?;
+        let summary = metrics
+            .iter()
+            .filter(|(k, _)| k.ends_with("loss"))
+            .map(|(k, v)| format!("{k} {v:.4}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        match &self.bar {
+            Some(bar) if split == "train" => {
+                bar.set_position(step);
+                bar.set_message(summary);
+            }
+            Some(bar) => bar.println(format!("step {step} [{split}] {summary}")),
+            None => {
+                let due = self.plain_every.is_some_and(|n| n > 0 && step.is_multiple_of(n));
+                if split != "train" || due {
+                    let rate = samples_per_sec
+                        .map(|r| format!("  {r:.0} samples/s"))
+                        .unwrap_or_default();
+                    println!("step {step} [{split}] {summary}{rate}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the progress bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
