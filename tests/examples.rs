@@ -1,0 +1,75 @@
+//! Every example runs here in a reduced mode, so none of them can rot.
+
+#[path = "../examples/custom_vae.rs"]
+mod custom_vae;
+#[path = "../examples/integration.rs"]
+mod integration;
+#[path = "../examples/train_vae.rs"]
+mod train_vae;
+
+use std::path::PathBuf;
+
+use artifex_core::Configurable;
+use artifex_models::CustomVAE;
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("artifex-example-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn custom_vae_example_shapes() {
+    let out = custom_vae::run(4).expect("custom_vae");
+    assert_eq!(out.reconstruction.dims(), &[4, 28, 28, 1]);
+    assert_eq!(out.latent.dims(), &[4, 20]);
+}
+
+#[test]
+fn integration_example_trains_and_rebuilds_from_checkpoint() {
+    let out = out_dir("integration");
+    let loss = integration::run(5, &out).expect("integration");
+    assert!(loss.is_finite());
+    assert!(out.join("model.safetensors").is_file());
+}
+
+#[test]
+fn train_vae_main_job_reduced() {
+    let out = out_dir("train_vae");
+    let args = train_vae::Args { steps: 30, eval_every: 15, out: out.clone(), ..Default::default() };
+    let report = train_vae::run(&args).expect("train_vae");
+    assert_eq!(report.steps, 30);
+    for key in ["loss", "reconstruction_loss", "kl_loss"] {
+        assert!(report.test_metrics[key].is_finite(), "{key}");
+    }
+    assert!(report.seconds > 0.0);
+    // Training lowers the loss: first vs last logged training step.
+    let log = std::fs::read_to_string(out.join("metrics.jsonl")).expect("metrics");
+    let train: Vec<f64> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .filter(|v| v["split"] == "train")
+        .map(|v| v["loss"].as_f64().expect("loss"))
+        .collect();
+    assert_eq!(train.len(), 30);
+    assert!(train[29] < 0.5 * train[0], "loss {} -> {}", train[0], train[29]);
+    for file in ["model.safetensors", "samples.png", "reconstructions.png", "metrics.jsonl"] {
+        assert!(out.join(file).is_file(), "{file} written");
+    }
+    let samples = image_dims(&out.join("samples.png"));
+    assert_eq!(samples, (8 * 28 + 9 * 2, 8 * 28 + 9 * 2), "8x8 grid of 28x28 with 2px padding");
+    // The checkpoint rebuilds its model from its own config.
+    let model = CustomVAE::from_checkpoint(out.join("model.safetensors")).expect("from_checkpoint");
+    assert_eq!(model.encoder_layers, [512, 256, 128]);
+
+    // Resume: 10 more steps continue from the last checkpoint (step 30).
+    let more = train_vae::Args { steps: 40, resume: true, ..args };
+    assert_eq!(train_vae::run(&more).expect("resume").steps, 10);
+}
+
+fn image_dims(path: &std::path::Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).expect("png");
+    // PNG IHDR: width and height are big-endian u32 at offsets 16 and 20.
+    let at = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    (at(16), at(20))
+}
