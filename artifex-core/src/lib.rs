@@ -58,6 +58,7 @@
 
 extern crate self as artifex_core;
 
+pub mod activation;
 pub mod checkpoint;
 mod containers;
 mod error;
@@ -83,6 +84,7 @@ pub use summary::{Summary, SummaryRow};
 
 /// Everything a layer author needs: `use artifex_core::prelude::*;`.
 pub mod prelude {
+    pub use crate::activation::{self, Activation};
     pub use crate::checkpoint::{LoadOptions, LoadReport, SaveOptions};
     pub use crate::init::{self, Init};
     pub use crate::layers::{BatchNorm, Dropout, LayerNorm, Linear};
