@@ -87,7 +87,7 @@ pub mod prelude {
     pub use crate::activation::{self, Activation};
     pub use crate::checkpoint::{LoadOptions, LoadReport, SaveOptions};
     pub use crate::init::{self, Init};
-    pub use crate::layers::{BatchNorm, Dropout, LayerNorm, Linear};
+    pub use crate::layers::{BatchNorm, Conv, ConvTranspose, Dropout, LayerNorm, Linear, Padding};
     pub use crate::{
         module, BatchStat, Error, Mode, Module, ModulePath, Param, Result, RngStream, Rngs,
         StateKind,

@@ -1,14 +1,21 @@
 //! The Flax NNX layer set, written with artifex's own `#[module]` macro.
 
 mod batch_norm;
+mod conv;
+mod conv_transpose;
 mod dropout;
 mod layer_norm;
 mod linear;
+mod padding;
+mod spatial;
 
 pub use batch_norm::{BatchNorm, BatchNormBuilder};
+pub use conv::{Conv, ConvBuilder};
+pub use conv_transpose::{ConvTranspose, ConvTransposeBuilder};
 pub use dropout::{Dropout, DropoutBuilder};
 pub use layer_norm::{LayerNorm, LayerNormBuilder};
 pub use linear::{Linear, LinearBuilder};
+pub use padding::Padding;
 
 /// Applies `f` to `x` flattened to `(rows, features)` and restores the leading dimensions,
 /// with `out_features` as the new last dimension.
