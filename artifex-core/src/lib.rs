@@ -87,7 +87,10 @@ pub mod prelude {
     pub use crate::activation::{self, Activation};
     pub use crate::checkpoint::{LoadOptions, LoadReport, SaveOptions};
     pub use crate::init::{self, Init};
-    pub use crate::layers::{BatchNorm, Conv, ConvTranspose, Dropout, LayerNorm, Linear, Padding};
+    pub use crate::layers::{
+        BatchNorm, Conv, ConvTranspose, Dropout, Embed, GroupNorm, LayerNorm, Linear, Padding,
+        RMSNorm,
+    };
     pub use crate::{
         module, BatchStat, Error, Mode, Module, ModulePath, Param, Result, RngStream, Rngs,
         StateKind,
