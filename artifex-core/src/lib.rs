@@ -88,8 +88,8 @@ pub mod prelude {
     pub use crate::checkpoint::{LoadOptions, LoadReport, SaveOptions};
     pub use crate::init::{self, Init};
     pub use crate::layers::{
-        BatchNorm, Conv, ConvTranspose, Dropout, Embed, GroupNorm, LayerNorm, Linear, Padding,
-        RMSNorm,
+        causal_mask, BatchNorm, Conv, ConvTranspose, Dropout, Embed, GroupNorm, LayerNorm, Linear,
+        MultiHeadAttention, Padding, RMSNorm, RegularizedLinear,
     };
     pub use crate::{
         module, BatchStat, Error, Mode, Module, ModulePath, Param, Result, RngStream, Rngs,
