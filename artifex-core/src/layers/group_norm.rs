@@ -13,7 +13,8 @@ use crate::{module, ModulePath, Param, Result};
 ///
 /// Exactness: the variance is `E[x^2] - E[x]^2` clipped at 0, like NNX's default
 /// `use_fast_variance=True`; inputs with a mean much larger than their spread lose precision
-/// in both.
+/// in both. Statistics are computed in the input's dtype, while NNX promotes half-precision
+/// inputs to f32 for them: cast f16/bf16 inputs to f32 where that matters.
 #[module]
 #[derive(Debug)]
 #[check(num_features > 0, "num_features must be positive, got {num_features}")]

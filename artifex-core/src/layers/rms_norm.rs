@@ -5,6 +5,10 @@ use crate::{module, ModulePath, Param, Result};
 
 /// Root-mean-square normalization over the last axis (NNX `nnx.RMSNorm`, epsilon 1e-6):
 /// `y = x / sqrt(mean(x^2) + epsilon) * scale`. No mean subtraction and no bias.
+///
+/// Exactness: the mean square involves no cancellation (NNX's `use_fast_variance` does not
+/// apply with `use_mean=False`); it is computed in the input's dtype, while NNX promotes
+/// half-precision inputs to f32 for it.
 #[module]
 #[derive(Debug)]
 #[check(num_features > 0, "num_features must be positive, got {num_features}")]
