@@ -8,8 +8,10 @@
 //! - [`gelu`] is the exact, erf-based GELU (`jax.nn.gelu(x, approximate=False)`). **NNX's
 //!   `nnx.gelu` defaults to the tanh approximation**, which is [`gelu_tanh`] here; use
 //!   `Activation::GeluTanh` to port a model that calls `nnx.gelu(x)` without arguments.
-//!   candle computes the exact form as `0.5 x (1 + erf(x / sqrt 2))`, so for `x < -5` the
-//!   result is within ~1e-7 absolutely of jax's `x erfc(-x / sqrt 2) / 2`, not relatively.
+//!   It is computed as `0.5 x (1 + erf(x / sqrt 2))`, so for `x < -5` the result is within
+//!   ~1e-7 absolutely of jax's `x erfc(-x / sqrt 2) / 2`, not relatively. Both GELUs are
+//!   composed from `erf` / `tanh` so that their gradients are exact (candle's fused
+//!   `gelu_erf` / `gelu` backward formulas use 6-digit constants).
 //! - [`elu`] uses `expm1` (written as `2 tanh(x/2) / (1 - tanh(x/2))`), so small negative
 //!   inputs keep their relative precision, as jax's `expm1` does.
 //! - [`softplus`] is `max(x, 0) + log1p(exp(-|x|))` with an accurate `log1p`: no overflow for
@@ -43,13 +45,19 @@ pub fn elu(x: &Tensor, alpha: f64) -> Result<Tensor> {
 
 /// Exact GELU, `x * Phi(x)` with the normal CDF via erf (`jax.nn.gelu(approximate=False)`).
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
-    Ok(x.gelu_erf()?)
+    // Composed from `erf` rather than candle's fused `gelu_erf`, whose backward uses 6-digit
+    // constants; autograd through erf is exact.
+    let cdf = ((x * std::f64::consts::FRAC_1_SQRT_2)?.erf()? + 1.0)?;
+    Ok(((x * 0.5)? * cdf)?)
 }
 
 /// The tanh approximation of GELU (`jax.nn.gelu` / `nnx.gelu` default):
 /// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
 pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
-    Ok(x.gelu()?)
+    // Composed (not candle's fused `gelu`, whose backward uses 6-digit constants).
+    let c = (2.0 / std::f64::consts::PI).sqrt();
+    let inner = ((x + (x.powf(3.0)? * 0.044715)?)? * c)?;
+    Ok(((x * 0.5)? * (inner.tanh()? + 1.0)?)?)
 }
 
 /// `x * sigmoid(x)`.

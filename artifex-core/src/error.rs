@@ -23,6 +23,16 @@ pub enum Error {
         got: Vec<usize>,
     },
 
+    /// A layer received an input whose values or dtype it cannot accept (an embedding index
+    /// out of range, float indices, ...).
+    #[error("{module}: invalid input: {message}")]
+    Input {
+        /// The module's state path and type, e.g. `tokens (Embed)`.
+        module: String,
+        /// What is wrong with the input.
+        message: String,
+    },
+
     /// A module was configured with values it cannot work with.
     #[error("{module}: invalid configuration: {message}")]
     Config {

@@ -72,6 +72,10 @@ pub enum Init {
         upper: f64,
     },
     /// `variance = scale / fan`, drawn from `distribution` (`jax.nn.initializers.variance_scaling`).
+    ///
+    /// The fans are computed as jax does: `in_size = shape[in_axis]`, `out_size =
+    /// shape[out_axis]`, `receptive = prod(shape) / in_size / out_size`, `fan_in = in_size *
+    /// receptive`, `fan_out = out_size * receptive` (negative axes count from the end).
     VarianceScaling {
         /// Variance multiplier.
         scale: f64,
@@ -79,12 +83,33 @@ pub enum Init {
         mode: FanMode,
         /// Distribution.
         distribution: Distribution,
+        /// The input axis of the fans (jax default `-2`).
+        #[serde(default = "default_in_axis")]
+        in_axis: isize,
+        /// The output axis of the fans (jax default `-1`).
+        #[serde(default = "default_out_axis")]
+        out_axis: isize,
     },
     /// A (semi-)orthogonal matrix over the last axis times `scale`.
     Orthogonal {
         /// Multiplier.
         scale: f64,
     },
+    /// A conv kernel `(spatial..., in, out)` that is zero except at the spatial center, which
+    /// holds an orthogonal `(in, out)` matrix times `scale` (`jax.nn.initializers.delta_orthogonal`;
+    /// needs `in <= out` and rank 3 to 5).
+    DeltaOrthogonal {
+        /// Multiplier.
+        scale: f64,
+    },
+}
+
+fn default_in_axis() -> isize {
+    -2
+}
+
+fn default_out_axis() -> isize {
+    -1
 }
 
 /// All zeros.
@@ -94,6 +119,14 @@ pub fn zeros() -> Init {
 /// All ones.
 pub fn ones() -> Init {
     constant(1.0)
+}
+/// NNX's name for [`zeros`].
+pub fn zeros_init() -> Init {
+    zeros()
+}
+/// NNX's name for [`ones`].
+pub fn ones_init() -> Init {
+    ones()
 }
 /// Every entry `value`.
 pub fn constant(value: f64) -> Init {
@@ -115,13 +148,31 @@ pub fn truncated_normal(stddev: f64) -> Init {
         upper: 2.0,
     }
 }
-/// Variance scaling (the family behind lecun, glorot and he).
+/// Variance scaling (the family behind lecun, glorot and he), fans over axes -2 (in) and -1 (out).
 pub fn variance_scaling(scale: f64, mode: FanMode, distribution: Distribution) -> Init {
+    variance_scaling_axes(scale, mode, distribution, -2, -1)
+}
+/// Variance scaling with the fans taken over `in_axis` and `out_axis` (negative from the end).
+pub fn variance_scaling_axes(
+    scale: f64,
+    mode: FanMode,
+    distribution: Distribution,
+    in_axis: isize,
+    out_axis: isize,
+) -> Init {
     Init::VarianceScaling {
         scale,
         mode,
         distribution,
+        in_axis,
+        out_axis,
     }
+}
+/// NNX `Embed`'s default: `variance_scaling(1, fan_in, normal, out_axis=0)`. On an
+/// `(num_embeddings, features)` table both axes of the fans are axis 0, so `fan_in = features`
+/// and the entries have standard deviation `1 / sqrt(features)`.
+pub fn default_embed_init() -> Init {
+    variance_scaling_axes(1.0, FanMode::FanIn, Distribution::Normal, -2, 0)
 }
 /// NNX's default kernel init: `variance_scaling(1, fan_in, truncated_normal)`.
 pub fn lecun_normal() -> Init {
@@ -167,6 +218,10 @@ pub fn kaiming_uniform() -> Init {
 pub fn orthogonal(scale: f64) -> Init {
     Init::Orthogonal { scale }
 }
+/// Delta-orthogonal conv kernels (see [`Init::DeltaOrthogonal`]).
+pub fn delta_orthogonal(scale: f64) -> Init {
+    Init::DeltaOrthogonal { scale }
+}
 
 /// `(fan_in, fan_out)` of a kernel shape, as jax computes them (in axis -2, out axis -1, the
 /// rest is the receptive field).
@@ -182,6 +237,32 @@ pub fn fans(shape: &[usize]) -> Result<(f64, f64)> {
     let fan_in = (shape[n - 2] * receptive) as f64;
     let fan_out = (shape[n - 1] * receptive) as f64;
     Ok((fan_in, fan_out))
+}
+
+/// `(fan_in, fan_out)` with explicit axes, as jax's `_compute_fans(shape, in_axis, out_axis)`.
+pub fn fans_with_axes(shape: &[usize], in_axis: isize, out_axis: isize) -> Result<(f64, f64)> {
+    let axis = |a: isize| -> Result<usize> {
+        let n = shape.len() as isize;
+        let i = if a < 0 { a + n } else { a };
+        if shape.len() < 2 || !(0..n).contains(&i) {
+            return Err(Error::config(
+                "variance_scaling",
+                format!("axis {a} is out of range for a shape {shape:?} (rank >= 2 needed)"),
+            ));
+        }
+        Ok(i as usize)
+    };
+    let in_size = shape[axis(in_axis)?] as f64;
+    let out_size = shape[axis(out_axis)?] as f64;
+    let total: f64 = shape.iter().map(|&d| d as f64).product();
+    if in_size == 0.0 || out_size == 0.0 {
+        return Err(Error::config(
+            "variance_scaling",
+            format!("fan of shape {shape:?} is zero"),
+        ));
+    }
+    let receptive = total / in_size / out_size;
+    Ok((in_size * receptive, out_size * receptive))
 }
 
 impl Initializer for Init {
@@ -202,8 +283,14 @@ impl Initializer for Init {
                 scale: s,
                 mode,
                 distribution,
+                in_axis,
+                out_axis,
             } => {
-                let (fan_in, fan_out) = fans(shape)?;
+                let (fan_in, fan_out) = if (in_axis, out_axis) == (-2, -1) {
+                    fans(shape)?
+                } else {
+                    fans_with_axes(shape, in_axis, out_axis)?
+                };
                 let fan = match mode {
                     FanMode::FanIn => fan_in,
                     FanMode::FanOut => fan_out,
@@ -230,6 +317,7 @@ impl Initializer for Init {
                 }
             }
             Init::Orthogonal { scale: s } => orthogonal_values(key, shape, s)?,
+            Init::DeltaOrthogonal { scale: s } => delta_orthogonal_values(key, shape, s)?,
         };
         host_tensor(values, shape, dtype, device)
     }
@@ -282,5 +370,39 @@ fn orthogonal_values(key: RngKey, shape: &[usize], s: f64) -> Result<Vec<f64>> {
             out[r * cols + c] = s * if rows < cols { vecs[r][c] } else { vecs[c][r] };
         }
     }
+    Ok(out)
+}
+
+/// Zeros everywhere but the spatial center, which holds an orthogonal `(in, out)` matrix.
+fn delta_orthogonal_values(key: RngKey, shape: &[usize], s: f64) -> Result<Vec<f64>> {
+    let rank = shape.len();
+    if !(3..=5).contains(&rank) {
+        return Err(Error::config(
+            "delta_orthogonal",
+            format!("needs a conv kernel of rank 3 to 5, got {shape:?}"),
+        ));
+    }
+    let (cin, cout) = (shape[rank - 2], shape[rank - 1]);
+    if shape.contains(&0) {
+        return Err(Error::config(
+            "delta_orthogonal",
+            format!("needs non-empty axes, got {shape:?}"),
+        ));
+    }
+    if cin > cout {
+        return Err(Error::config(
+            "delta_orthogonal",
+            format!("needs in <= out features, got {cin} > {cout} in {shape:?}"),
+        ));
+    }
+    let ortho = orthogonal_values(key, &[cin, cout], s)?;
+    let mut out = vec![0.0; shape.iter().product()];
+    // Row-major offset of the center tap ((k - 1) // 2 on each spatial axis, as jax).
+    let mut center = 0;
+    for &k in &shape[..rank - 2] {
+        center = center * k + k.saturating_sub(1) / 2;
+    }
+    let start = center * cin * cout;
+    out[start..start + cin * cout].copy_from_slice(&ortho);
     Ok(out)
 }

@@ -98,9 +98,13 @@ pub use summary::{Summary, SummaryRow};
 
 /// Everything a layer author needs: `use artifex_core::prelude::*;`.
 pub mod prelude {
+    pub use crate::activation::{self, Activation};
     pub use crate::checkpoint::{LoadOptions, LoadReport, SaveOptions};
     pub use crate::init::{self, Init};
-    pub use crate::layers::{BatchNorm, Dropout, LayerNorm, Linear};
+    pub use crate::layers::{
+        causal_mask, BatchNorm, Conv, ConvTranspose, Dropout, Embed, GroupNorm, LayerNorm, Linear,
+        MultiHeadAttention, Padding, RMSNorm, RegularizedLinear,
+    };
     pub use crate::{
         boxed, module, BatchStat, BoxedLayer, Configurable, Error, GenerativeModel, Layer, Mode,
         ModelOutput, Module, ModulePath, Param, Result, RngStream, Rngs, StateKind,

@@ -109,3 +109,53 @@ impl ModulePath {
         Ok(())
     }
 }
+
+impl ModulePath {
+    /// An [`Error::Shape`](crate::Error::Shape) naming this module.
+    pub fn shape_error(
+        &self,
+        type_name: &str,
+        expected: impl Into<String>,
+        got: &[usize],
+    ) -> crate::Error {
+        crate::Error::Shape {
+            module: self.describe(type_name),
+            expected: expected.into(),
+            got: got.to_vec(),
+        }
+    }
+
+    /// An [`Error::Input`](crate::Error::Input) naming this module.
+    pub fn input_error(&self, type_name: &str, message: impl Into<String>) -> crate::Error {
+        crate::Error::Input {
+            module: self.describe(type_name),
+            message: message.into(),
+        }
+    }
+
+    /// Checks a channels-last input `(*batch, spatial..., features)`: rank at least
+    /// `spatial.len() + 1`, last dimension `features`, no empty spatial axis. The error names
+    /// the axes: `down.0 (Conv): expected input of shape [*, H, W, 3], got [2, 8, 8, 4]`.
+    pub fn expect_channels_last(
+        &self,
+        type_name: &str,
+        x: &candle_core::Tensor,
+        spatial: &[&str],
+        features: usize,
+    ) -> crate::Result<()> {
+        let dims = x.dims();
+        let n = spatial.len();
+        let ok = dims.len() > n
+            && dims.last() == Some(&features)
+            && dims[dims.len() - 1 - n..dims.len() - 1]
+                .iter()
+                .all(|&d| d > 0);
+        if !ok {
+            let mut expected = vec!["*".to_string()];
+            expected.extend(spatial.iter().map(|s| s.to_string()));
+            expected.push(features.to_string());
+            return Err(self.shape_error(type_name, format!("[{}]", expected.join(", ")), dims));
+        }
+        Ok(())
+    }
+}

@@ -1,14 +1,31 @@
 //! The Flax NNX layer set, written with artifex's own `#[module]` macro.
 
+mod attention;
 mod batch_norm;
+mod conv;
+mod conv_transpose;
 mod dropout;
+mod embed;
+mod group_norm;
 mod layer_norm;
 mod linear;
+mod padding;
+mod regularized_linear;
+mod rms_norm;
+mod spatial;
 
+pub use attention::{causal_mask, MultiHeadAttention, MultiHeadAttentionBuilder};
 pub use batch_norm::{BatchNorm, BatchNormBuilder};
+pub use conv::{Conv, ConvBuilder};
+pub use conv_transpose::{ConvTranspose, ConvTransposeBuilder};
 pub use dropout::{Dropout, DropoutBuilder};
+pub use embed::{Embed, EmbedBuilder};
+pub use group_norm::{GroupNorm, GroupNormBuilder};
 pub use layer_norm::{LayerNorm, LayerNormBuilder};
 pub use linear::{Linear, LinearBuilder};
+pub use padding::Padding;
+pub use regularized_linear::{RegularizedLinear, RegularizedLinearBuilder};
+pub use rms_norm::{RMSNorm, RMSNormBuilder};
 
 /// Applies `f` to `x` flattened to `(rows, features)` and restores the leading dimensions,
 /// with `out_features` as the new last dimension.
