@@ -10,16 +10,30 @@ use std::path::Path;
 
 /// Each seed class: the files and items (`struct X`, `impl X`, `fn x`, ...) of its Rust port.
 const PORTS: &[(&str, &str, &[&str])] = &[
-    ("CustomLinear", "artifex-models/src/custom_linear.rs", &["struct CustomLinear", "impl CustomLinear"]),
+    (
+        "CustomLinear",
+        "artifex-models/src/custom_linear.rs",
+        &["struct CustomLinear", "impl CustomLinear"],
+    ),
     (
         "CustomVAE",
         "artifex-models/src/vae.rs artifex-models/src/stack.rs",
-        &["struct CustomVAE", "struct VaeOutput", "impl CustomVAE", "impl GenerativeModel for CustomVAE", "fn dense_stack"],
+        &[
+            "struct CustomVAE",
+            "struct VaeOutput",
+            "impl CustomVAE",
+            "impl GenerativeModel for CustomVAE",
+            "fn dense_stack",
+        ],
     ),
     (
         "ResidualNetwork",
         "artifex-models/src/residual_network.rs",
-        &["type ResidualMlpBlock", "struct ResidualNetwork", "impl ResidualNetwork"],
+        &[
+            "type ResidualMlpBlock",
+            "struct ResidualNetwork",
+            "impl ResidualNetwork",
+        ],
     ),
     (
         "MyCustomGenerativeModel",
@@ -31,14 +45,21 @@ const PORTS: &[(&str, &str, &[&str])] = &[
             "impl GenerativeModel for MyCustomGenerativeModel",
         ],
     ),
-    ("custom_vae_loss", "artifex-core/src/losses.rs", &["fn custom_vae_loss"]),
+    (
+        "custom_vae_loss",
+        "artifex-core/src/losses.rs",
+        &["fn custom_vae_loss"],
+    ),
 ];
 
 /// The lines of one item: from its first attribute / doc line to its closing brace or `;`.
 fn item_lines<'a>(source: &'a str, item: &str) -> Vec<&'a str> {
     let lines: Vec<&str> = source.lines().collect();
     let is_start = |l: &str| {
-        let t = l.trim_start().trim_start_matches("pub ").trim_start_matches("pub(crate) ");
+        let t = l
+            .trim_start()
+            .trim_start_matches("pub ")
+            .trim_start_matches("pub(crate) ");
         t.starts_with(item) && t[item.len()..].starts_with([' ', '<', '(', '{', ';'])
     };
     let Some(start) = lines.iter().position(|l| is_start(l)) else {
@@ -69,20 +90,26 @@ fn item_lines<'a>(source: &'a str, item: &str) -> Vec<&'a str> {
 }
 
 fn counted(lines: &[&str]) -> usize {
-    lines.iter().filter(|l| {
-        let t = l.trim();
-        !t.is_empty() && !t.starts_with("//")
-    }).count()
+    lines
+        .iter()
+        .filter(|l| {
+            let t = l.trim();
+            !t.is_empty() && !t.starts_with("//")
+        })
+        .count()
 }
 
 #[test]
 fn every_port_is_about_as_short_as_the_python() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python: BTreeMap<String, usize> = serde_json::from_str(
-        &std::fs::read_to_string(root.join("tests/fixtures/seed_line_counts.json")).expect("counts"),
+        &std::fs::read_to_string(root.join("tests/fixtures/seed_line_counts.json"))
+            .expect("counts"),
     )
     .expect("json");
-    let mut table = String::from("| seed class | Python lines | Rust lines | ratio |\n| --- | ---: | ---: | ---: |\n");
+    let mut table = String::from(
+        "| seed class | Python lines | Rust lines | ratio |\n| --- | ---: | ---: | ---: |\n",
+    );
     let (mut total_py, mut total_rs) = (0, 0);
     let mut too_long = Vec::new();
     for (class, files, items) in PORTS {
@@ -91,7 +118,10 @@ fn every_port_is_about_as_short_as_the_python() {
             .map(|f| std::fs::read_to_string(root.join(f)).expect("source"))
             .collect::<Vec<_>>()
             .join("\n");
-        let rust: usize = items.iter().map(|item| counted(&item_lines(&source, item))).sum();
+        let rust: usize = items
+            .iter()
+            .map(|item| counted(&item_lines(&source, item)))
+            .sum();
         let py = python[*class];
         let ratio = rust as f64 / py as f64;
         table += &format!("| {class} | {py} | {rust} | {ratio:.2} |\n");
@@ -104,6 +134,9 @@ fn every_port_is_about_as_short_as_the_python() {
     let ratio = total_rs as f64 / total_py as f64;
     table += &format!("| **total** | {total_py} | {total_rs} | {ratio:.2} |\n");
     println!("{table}");
-    assert!(too_long.is_empty(), "ports over 1.3x: {too_long:?}\n{table}");
+    assert!(
+        too_long.is_empty(),
+        "ports over 1.3x: {too_long:?}\n{table}"
+    );
     assert!(ratio <= 1.1, "total ratio {ratio:.2} over 1.1\n{table}");
 }

@@ -36,7 +36,12 @@ fn integration_example_trains_and_rebuilds_from_checkpoint() {
 #[test]
 fn train_vae_main_job_reduced() {
     let out = out_dir("train_vae");
-    let args = train_vae::Args { steps: 30, eval_every: 15, out: out.clone(), ..Default::default() };
+    let args = train_vae::Args {
+        steps: 30,
+        eval_every: 15,
+        out: out.clone(),
+        ..Default::default()
+    };
     let report = train_vae::run(&args).expect("train_vae");
     assert_eq!(report.steps, 30);
     for key in ["loss", "reconstruction_loss", "kl_loss"] {
@@ -52,18 +57,36 @@ fn train_vae_main_job_reduced() {
         .map(|v| v["loss"].as_f64().expect("loss"))
         .collect();
     assert_eq!(train.len(), 30);
-    assert!(train[29] < 0.5 * train[0], "loss {} -> {}", train[0], train[29]);
-    for file in ["model.safetensors", "samples.png", "reconstructions.png", "metrics.jsonl"] {
+    assert!(
+        train[29] < 0.5 * train[0],
+        "loss {} -> {}",
+        train[0],
+        train[29]
+    );
+    for file in [
+        "model.safetensors",
+        "samples.png",
+        "reconstructions.png",
+        "metrics.jsonl",
+    ] {
         assert!(out.join(file).is_file(), "{file} written");
     }
     let samples = image_dims(&out.join("samples.png"));
-    assert_eq!(samples, (8 * 28 + 9 * 2, 8 * 28 + 9 * 2), "8x8 grid of 28x28 with 2px padding");
+    assert_eq!(
+        samples,
+        (8 * 28 + 9 * 2, 8 * 28 + 9 * 2),
+        "8x8 grid of 28x28 with 2px padding"
+    );
     // The checkpoint rebuilds its model from its own config.
     let model = CustomVAE::from_checkpoint(out.join("model.safetensors")).expect("from_checkpoint");
     assert_eq!(model.encoder_layers, [512, 256, 128]);
 
     // Resume: 10 more steps continue from the last checkpoint (step 30).
-    let more = train_vae::Args { steps: 40, resume: true, ..args };
+    let more = train_vae::Args {
+        steps: 40,
+        resume: true,
+        ..args
+    };
     assert_eq!(train_vae::run(&more).expect("resume").steps, 10);
 }
 

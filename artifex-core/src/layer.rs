@@ -4,7 +4,10 @@
 
 use candle_core::Tensor;
 
-use crate::layers::{BatchNorm, Dropout, LayerNorm, Linear};
+use crate::layers::{
+    BatchNorm, Conv, ConvTranspose, Dropout, Embed, GroupNorm, LayerNorm, Linear,
+    MultiHeadAttention, RMSNorm, RegularizedLinear,
+};
 use crate::{Module, Result};
 
 /// A module that maps one tensor to one tensor.
@@ -29,15 +32,37 @@ pub fn boxed<L: Layer + 'static>(layer: L) -> BoxedLayer {
     Box::new(layer)
 }
 
-impl Layer for Linear {
-    fn forward_t(&self, x: &Tensor, _train: Option<bool>) -> Result<Tensor> {
-        Linear::forward(self, x)
+/// Layers without a mode: `train` has nothing to switch.
+macro_rules! stateless_layer {
+    ($($ty:ty),+) => {$(
+        impl Layer for $ty {
+            fn forward_t(&self, x: &Tensor, _train: Option<bool>) -> Result<Tensor> {
+                <$ty>::forward(self, x)
+            }
+        }
+    )+};
+}
+
+stateless_layer!(
+    Linear,
+    LayerNorm,
+    Conv,
+    ConvTranspose,
+    GroupNorm,
+    RMSNorm,
+    Embed
+);
+
+impl Layer for RegularizedLinear {
+    fn forward_t(&self, x: &Tensor, train: Option<bool>) -> Result<Tensor> {
+        RegularizedLinear::forward_t(self, x, train)
     }
 }
 
-impl Layer for LayerNorm {
-    fn forward_t(&self, x: &Tensor, _train: Option<bool>) -> Result<Tensor> {
-        LayerNorm::forward(self, x)
+/// Self-attention without a mask.
+impl Layer for MultiHeadAttention {
+    fn forward_t(&self, x: &Tensor, train: Option<bool>) -> Result<Tensor> {
+        MultiHeadAttention::forward_t(self, x, None, train)
     }
 }
 

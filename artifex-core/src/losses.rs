@@ -78,3 +78,46 @@ pub fn custom_vae_loss(
     ]);
     Ok((total, metrics))
 }
+
+/// The adversarial objectives of [`discriminator_loss`] and [`generator_loss`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GanLoss {
+    /// The original GAN loss with the non-saturating generator objective (logits, stable).
+    NonSaturating,
+    /// Hinge loss (SAGAN / SN-GAN).
+    Hinge,
+    /// Least squares (LSGAN) with targets 1 for real, 0 for fake.
+    LeastSquares,
+    /// Wasserstein critic loss (use with a Lipschitz critic, e.g. spectral normalization).
+    Wasserstein,
+}
+
+fn softplus(x: &Tensor) -> Result<Tensor> {
+    crate::activation::softplus(x)
+}
+
+/// The discriminator's loss for logits on real and on generated samples.
+pub fn discriminator_loss(kind: GanLoss, real: &Tensor, fake: &Tensor) -> Result<Tensor> {
+    Ok(match kind {
+        GanLoss::NonSaturating => {
+            (softplus(&real.neg()?)?.mean_all()? + softplus(fake)?.mean_all()?)?
+        }
+        GanLoss::Hinge => {
+            ((1.0 - real)?.relu()?.mean_all()? + (fake + 1.0)?.relu()?.mean_all()?)?
+        }
+        GanLoss::LeastSquares => {
+            (((real - 1.0)?.sqr()?.mean_all()? + fake.sqr()?.mean_all()?)? * 0.5)?
+        }
+        GanLoss::Wasserstein => (fake.mean_all()? - real.mean_all()?)?,
+    })
+}
+
+/// The generator's loss for the discriminator's logits on generated samples.
+pub fn generator_loss(kind: GanLoss, fake: &Tensor) -> Result<Tensor> {
+    Ok(match kind {
+        GanLoss::NonSaturating => softplus(&fake.neg()?)?.mean_all()?,
+        GanLoss::Hinge | GanLoss::Wasserstein => fake.mean_all()?.neg()?,
+        GanLoss::LeastSquares => ((fake - 1.0)?.sqr()?.mean_all()? * 0.5)?,
+    })
+}

@@ -17,7 +17,10 @@ pub struct GenerativeConfig {
 
 impl Default for GenerativeConfig {
     fn default() -> Self {
-        Self { latent_dim: 20, input_shape: vec![28, 28, 1] }
+        Self {
+            latent_dim: 20,
+            input_shape: vec![28, 28, 1],
+        }
     }
 }
 
@@ -31,7 +34,8 @@ pub struct MyCustomGenerativeModel {
     #[init(CustomVAE::new(config.input_shape.clone(), config.latent_dim, vec![512, 256], vec![256, 512], rngs)?)]
     pub encoder: CustomVAE,
     /// The configuration.
-    #[config] pub config: GenerativeConfig,
+    #[config]
+    pub config: GenerativeConfig,
 }
 
 impl GenerativeModel for MyCustomGenerativeModel {

@@ -20,11 +20,14 @@ pub struct ResidualNetwork {
     #[init(Linear::new(hidden_dim, input_dim, rngs)?)]
     pub output_proj: Linear,
     /// Input (and output) features.
-    #[config] pub input_dim: usize,
+    #[config]
+    pub input_dim: usize,
     /// Width of the residual stream.
-    #[config] pub hidden_dim: usize,
+    #[config]
+    pub hidden_dim: usize,
     /// Number of blocks.
-    #[config] pub num_blocks: usize,
+    #[config]
+    pub num_blocks: usize,
 }
 
 impl ResidualNetwork {

@@ -2,7 +2,12 @@ use artifex_core::prelude::*;
 
 /// `[Linear, BatchNorm?, Linear, BatchNorm?, ...]` through `widths`, as the seed's
 /// `_build_encoder` / `_build_decoder` build them (one list, NNX indices `0, 1, 2, ...`).
-pub fn dense_stack(input: usize, widths: &[usize], batch_norm: bool, rngs: &mut Rngs) -> Result<Vec<BoxedLayer>> {
+pub fn dense_stack(
+    input: usize,
+    widths: &[usize],
+    batch_norm: bool,
+    rngs: &mut Rngs,
+) -> Result<Vec<BoxedLayer>> {
     let mut layers = Vec::new();
     let mut features = input;
     for &width in widths {

@@ -35,19 +35,26 @@ pub struct CustomVAE {
     #[rng(stream = "sample")]
     pub rngs: RngStream,
     /// One example's shape, e.g. `[28, 28, 1]`.
-    #[config] pub input_shape: Vec<usize>,
+    #[config]
+    pub input_shape: Vec<usize>,
     /// Latent size.
-    #[config] pub latent_dim: usize,
+    #[config]
+    pub latent_dim: usize,
     /// Encoder widths.
-    #[config] pub encoder_layers: Vec<usize>,
+    #[config]
+    pub encoder_layers: Vec<usize>,
     /// Decoder widths.
-    #[config] pub decoder_layers: Vec<usize>,
+    #[config]
+    pub decoder_layers: Vec<usize>,
     /// Activation after every hidden layer.
-    #[config(default = Activation::Relu)] pub activation: Activation,
+    #[config(default = Activation::Relu)]
+    pub activation: Activation,
     /// Interleave BatchNorm after each hidden Linear.
-    #[config(default = true)] pub use_batch_norm: bool,
+    #[config(default = true)]
+    pub use_batch_norm: bool,
     /// `prod(input_shape)`.
-    #[config(computed = input_shape.iter().product())] pub input_dim: usize,
+    #[config(computed = input_shape.iter().product())]
+    pub input_dim: usize,
 }
 
 /// What [`CustomVAE::forward`] returns (the seed's dict).
@@ -75,7 +82,10 @@ impl CustomVAE {
 
     /// `mean + eps * exp(logvar / 2)` with `eps` from the model's `sample` stream.
     pub fn reparameterize(&self, mean: &Tensor, logvar: &Tensor) -> Result<Tensor> {
-        let eps = self.rngs.next_key().normal(mean.dims(), mean.dtype(), mean.device())?;
+        let eps = self
+            .rngs
+            .next_key()
+            .normal(mean.dims(), mean.dtype(), mean.device())?;
         Ok((mean + (eps * (logvar * 0.5)?.exp()?)?)?)
     }
 
@@ -96,7 +106,12 @@ impl CustomVAE {
         let (mean, logvar) = self.encode(x)?;
         let latent = self.reparameterize(&mean, &logvar)?;
         let reconstruction = self.decode(&latent)?;
-        Ok(VaeOutput { reconstruction, mean, logvar, latent })
+        Ok(VaeOutput {
+            reconstruction,
+            mean,
+            logvar,
+            latent,
+        })
     }
 }
 
@@ -104,9 +119,12 @@ impl GenerativeModel for CustomVAE {
     /// The seed's loss (`custom_vae_loss` with beta 1): MSE reconstruction + Gaussian KL.
     fn forward(&self, batch: &Tensor) -> Result<ModelOutput> {
         let out = CustomVAE::forward(self, batch)?;
-        let (loss, metrics) = custom_vae_loss(batch, &out.reconstruction, &out.mean, &out.logvar, 1.0)?;
+        let (loss, metrics) =
+            custom_vae_loss(batch, &out.reconstruction, &out.mean, &out.logvar, 1.0)?;
         let mut output = ModelOutput::new(loss);
-        output.metrics.extend(metrics.into_iter().filter(|(k, _)| k != "beta"));
+        output
+            .metrics
+            .extend(metrics.into_iter().filter(|(k, _)| k != "beta"));
         Ok(output
             .with_tensor("reconstruction", out.reconstruction)
             .with_tensor("mean", out.mean)
@@ -116,7 +134,11 @@ impl GenerativeModel for CustomVAE {
 
     /// Decodes `z ~ N(0, I)` drawn from the `sample` stream of `rngs`.
     fn sample(&self, n: usize, rngs: &mut Rngs) -> Result<Tensor> {
-        let z = rngs.sample()?.normal(&[n, self.latent_dim], DType::F32, self.output_layer.kernel.device())?;
+        let z = rngs.sample()?.normal(
+            &[n, self.latent_dim],
+            DType::F32,
+            self.output_layer.kernel.device(),
+        )?;
         self.decode(&z)
     }
 }

@@ -88,7 +88,9 @@ impl MetricsLogger {
             }
             Some(bar) => bar.println(format!("step {step} [{split}] {summary}")),
             None => {
-                let due = self.plain_every.is_some_and(|n| n > 0 && step.is_multiple_of(n));
+                let due = self
+                    .plain_every
+                    .is_some_and(|n| n > 0 && step.is_multiple_of(n));
                 if split != "train" || due {
                     let rate = samples_per_sec
                         .map(|r| format!("  {r:.0} samples/s"))

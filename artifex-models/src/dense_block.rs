@@ -1,0 +1,37 @@
+use artifex_core::layers::Conv;
+use artifex_core::prelude::*;
+
+/// `[BatchNorm, Conv]`: one DenseNet layer (paths `layers.N.0.scale`, `layers.N.1.kernel`).
+pub type DenseLayer = (BatchNorm, Conv);
+
+/// The seed's `DenseBlock`: each layer sees the concatenation of all previous feature maps.
+#[module(serde)]
+pub struct DenseBlock {
+    /// Layer `i` maps `in_channels + i * growth_rate` channels to `growth_rate`.
+    #[init((0..num_layers).map(|i| {
+        let channels = in_channels + i * growth_rate;
+        Ok((BatchNorm::new(channels, rngs)?, Conv::new(channels, growth_rate, vec![3, 3], rngs)?))
+    }).collect::<Result<_>>()?)]
+    pub layers: Vec<DenseLayer>,
+    /// Input channels.
+    #[config]
+    pub in_channels: usize,
+    /// Channels each layer adds.
+    #[config]
+    pub growth_rate: usize,
+    /// Number of layers.
+    #[config]
+    pub num_layers: usize,
+}
+
+impl DenseBlock {
+    /// `x (batch, h, w, in) -> (batch, h, w, in + num_layers * growth_rate)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (mut x, mut features) = (x.clone(), vec![x.clone()]);
+        for (bn, conv) in &self.layers {
+            features.push(conv.forward(&bn.forward(&x)?.relu()?)?);
+            x = Tensor::cat(&features, 3)?;
+        }
+        Ok(x)
+    }
+}

@@ -1,0 +1,219 @@
+use artifex_core::activation::leaky_relu;
+use artifex_core::layers::{MultiHeadAttention, RegularizedLinear};
+use artifex_core::losses::{discriminator_loss, generator_loss, GanLoss};
+use artifex_core::prelude::*;
+use artifex_core::train::Metrics;
+
+/// The seed's `CustomGenerator`: `[Linear, BatchNorm]` per width (ReLU after each Linear),
+/// self-attention (sequence length 1) in the middle, a tanh output reshaped to `output_shape`.
+///
+/// Difference from the seed: the seed builds its attention with width `hidden_dims[i + 1]`
+/// but applies it where the width is `hidden_dims[i]`, which fails for any configuration,
+/// its own example included. Here the attention has the width it is applied to.
+#[module(serde)]
+#[check(!hidden_dims.is_empty(), "hidden_dims needs at least one width")]
+pub struct CustomGenerator {
+    /// `[Linear, BatchNorm, Linear, BatchNorm, ...]`.
+    #[init(crate::dense_stack(latent_dim, &hidden_dims, true, rngs)?)]
+    pub layers: Vec<BoxedLayer>,
+    /// Present with `use_attention` and at least three widths (as in the seed).
+    #[init(if use_attention && hidden_dims.len() >= 3 { Some(MultiHeadAttention::new(hidden_dims[hidden_dims.len() / 2], 4, rngs)?) } else { None })]
+    pub attention: Option<MultiHeadAttention>,
+    /// Back to `prod(output_shape)`.
+    #[init(Linear::new(hidden_dims[hidden_dims.len() - 1], output_shape.iter().product(), rngs)?)]
+    pub output_layer: Linear,
+    /// Noise size.
+    #[config]
+    pub latent_dim: usize,
+    /// One sample's shape.
+    #[config]
+    pub output_shape: Vec<usize>,
+    /// Hidden widths.
+    #[config]
+    pub hidden_dims: Vec<usize>,
+    /// Self-attention in the middle.
+    #[config(default = true)]
+    pub use_attention: bool,
+}
+
+impl CustomGenerator {
+    /// `z (batch, latent_dim) -> (batch, *output_shape)` in `[-1, 1]`.
+    pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
+        let mut x = z.clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(&x)?;
+            if i % 2 == 0 {
+                x = x.relu()?;
+            }
+            if let (Some(attention), true) = (&self.attention, i == self.layers.len() / 2) {
+                x = attention.forward(&x.unsqueeze(1)?, None)?.squeeze(1)?;
+            }
+        }
+        let mut shape = vec![z.dim(0)?];
+        shape.extend(&self.output_shape);
+        Ok(self.output_layer.forward(&x)?.tanh()?.reshape(shape)?)
+    }
+}
+
+/// The seed's `CustomDiscriminator`: flatten, hidden layers with leaky ReLU (0.2), one logit;
+/// the layers are spectrally normalized `RegularizedLinear`s when `spectral_norm`.
+#[module(serde)]
+#[check(!hidden_dims.is_empty(), "hidden_dims needs at least one width")]
+pub struct CustomDiscriminator {
+    /// One layer per width.
+    #[init(dims_in(&input_shape, &hidden_dims).map(|(i, o)| dense(i, o, spectral_norm, rngs)).collect::<Result<_>>()?)]
+    pub layers: Vec<BoxedLayer>,
+    /// `hidden_dims[-1] -> 1`.
+    #[init(dense(hidden_dims[hidden_dims.len() - 1], 1, spectral_norm, rngs)?)]
+    pub output_layer: BoxedLayer,
+    /// One sample's shape.
+    #[config]
+    pub input_shape: Vec<usize>,
+    /// Hidden widths.
+    #[config]
+    pub hidden_dims: Vec<usize>,
+    /// Spectral normalization of every layer.
+    #[config(default = true)]
+    pub spectral_norm: bool,
+}
+
+fn dims_in<'a>(
+    input_shape: &[usize],
+    dims: &'a [usize],
+) -> impl Iterator<Item = (usize, usize)> + 'a {
+    std::iter::once(input_shape.iter().product())
+        .chain(dims.iter().copied())
+        .zip(dims.iter().copied())
+}
+
+fn dense(din: usize, dout: usize, spectral_norm: bool, rngs: &mut Rngs) -> Result<BoxedLayer> {
+    Ok(if spectral_norm {
+        boxed(
+            RegularizedLinear::builder(din, dout)
+                .spectral_norm(true)
+                .build(rngs)?,
+        )
+    } else {
+        boxed(Linear::new(din, dout, rngs)?)
+    })
+}
+
+impl CustomDiscriminator {
+    /// `x (batch, *input_shape) -> logits (batch, 1)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut x = x.flatten_from(1)?;
+        for layer in &self.layers {
+            x = leaky_relu(&layer.forward(&x)?, 0.2)?;
+        }
+        self.output_layer.forward(&x)
+    }
+}
+
+/// The seed's GAN pair as one model with generator and discriminator objectives.
+#[module(serde)]
+pub struct Gan {
+    /// The generator.
+    #[init(CustomGenerator::builder(latent_dim, output_shape.clone(), generator_dims.clone()).use_attention(use_attention).build(rngs)?)]
+    pub generator: CustomGenerator,
+    /// The discriminator.
+    #[init(CustomDiscriminator::builder(output_shape.clone(), discriminator_dims.clone()).spectral_norm(spectral_norm).build(rngs)?)]
+    pub discriminator: CustomDiscriminator,
+    /// Noise for training steps.
+    #[rng(stream = "sample")]
+    pub rngs: RngStream,
+    /// Noise size.
+    #[config]
+    pub latent_dim: usize,
+    /// One sample's shape.
+    #[config]
+    pub output_shape: Vec<usize>,
+    /// Generator widths.
+    #[config]
+    pub generator_dims: Vec<usize>,
+    /// Discriminator widths.
+    #[config]
+    pub discriminator_dims: Vec<usize>,
+    /// Generator self-attention.
+    #[config(default = true)]
+    pub use_attention: bool,
+    /// Discriminator spectral normalization.
+    #[config(default = true)]
+    pub spectral_norm: bool,
+    /// The adversarial objective.
+    #[config(default = GanLoss::NonSaturating)]
+    pub loss: GanLoss,
+}
+
+impl Gan {
+    fn noise(&self, n: usize) -> Result<Tensor> {
+        let device = self.generator.output_layer.kernel.device();
+        self.rngs
+            .next_key()
+            .normal(&[n, self.latent_dim], DType::F32, device)
+    }
+
+    /// The discriminator's objective on a real batch and as many generated samples
+    /// (generated samples are detached: only the discriminator gets gradients).
+    pub fn discriminator_loss(&self, real: &Tensor) -> Result<(Tensor, Metrics)> {
+        let fake = self.generator.forward(&self.noise(real.dim(0)?)?)?.detach();
+        let (d_real, d_fake) = (
+            self.discriminator.forward(real)?,
+            self.discriminator.forward(&fake)?,
+        );
+        let loss = discriminator_loss(self.loss, &d_real, &d_fake)?;
+        let metrics = Metrics::from([
+            ("d_loss".to_string(), loss.clone()),
+            ("d_real".to_string(), d_real.mean_all()?),
+            ("d_fake".to_string(), d_fake.mean_all()?),
+        ]);
+        Ok((loss, metrics))
+    }
+
+    /// The generator's objective on `n` generated samples.
+    pub fn generator_loss(&self, n: usize) -> Result<(Tensor, Metrics)> {
+        let d_fake = self
+            .discriminator
+            .forward(&self.generator.forward(&self.noise(n)?)?)?;
+        let loss = generator_loss(self.loss, &d_fake)?;
+        Ok((loss.clone(), Metrics::from([("g_loss".to_string(), loss)])))
+    }
+
+    /// Trainable parameters of the generator, with paths from the root (`generator.*`).
+    pub fn generator_params(&self) -> Vec<(String, Param)> {
+        self.named_params()
+            .into_iter()
+            .filter(|(p, _)| p.starts_with("generator."))
+            .collect()
+    }
+
+    /// Trainable parameters of the discriminator (`discriminator.*`).
+    pub fn discriminator_params(&self) -> Vec<(String, Param)> {
+        self.named_params()
+            .into_iter()
+            .filter(|(p, _)| p.starts_with("discriminator."))
+            .collect()
+    }
+}
+
+impl GenerativeModel for Gan {
+    /// Both objectives on a real batch: `loss = d_loss + g_loss`, with both as metrics.
+    fn forward(&self, real: &Tensor) -> Result<ModelOutput> {
+        let (d_loss, d_metrics) = self.discriminator_loss(real)?;
+        let (g_loss, g_metrics) = self.generator_loss(real.dim(0)?)?;
+        let mut output = ModelOutput::new((d_loss + g_loss)?);
+        output
+            .metrics
+            .extend(d_metrics.into_iter().chain(g_metrics));
+        Ok(output)
+    }
+
+    /// Generates from `z ~ N(0, I)` drawn from the `sample` stream of `rngs`.
+    fn sample(&self, n: usize, rngs: &mut Rngs) -> Result<Tensor> {
+        let device = self.generator.output_layer.kernel.device();
+        self.generator.forward(
+            &rngs
+                .sample()?
+                .normal(&[n, self.latent_dim], DType::F32, device)?,
+        )
+    }
+}
