@@ -110,6 +110,9 @@ impl AdamCore {
             let Some(g) = grads.get(p.value()) else {
                 continue;
             };
+            // Gradients can carry the backward graph (they are built from tracked forward
+            // tensors); detached, the optimizer state never keeps a step's graph alive.
+            let g = g.detach();
             let mu = (self.mu[i].affine(b1, 0.0)? + g.affine(1.0 - b1, 0.0)?)?;
             let nu = (self.nu[i].affine(b2, 0.0)? + g.sqr()?.affine(1.0 - b2, 0.0)?)?;
             // lr * mu_hat / (sqrt(nu_hat + eps_root) + eps)

@@ -102,6 +102,9 @@ impl Optimizer for Sgd {
             let Some(g) = grads.get(p.value()) else {
                 continue;
             };
+            // Gradients can carry the backward graph (they are built from tracked forward
+            // tensors); detached, the optimizer state never keeps a step's graph alive.
+            let g = g.detach();
             let value = p.value().detach();
             let g = if weight_decay != 0.0 {
                 (value.affine(weight_decay, 0.0)? + g)?

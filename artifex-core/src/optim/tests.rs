@@ -337,3 +337,24 @@ fn state_file_round_trip_and_missing_file() {
     std::fs::remove_file(&path).unwrap();
     assert!(load_state_file(&mut again, &path).is_err());
 }
+
+/// A gradient that still carries a graph (as backward can produce) must not be kept alive by
+/// the optimizer state: that was a memory leak of one graph per step.
+#[test]
+fn optimizer_state_never_keeps_a_graph() {
+    let w = param(&[1.0, -2.0, 0.5], DType::F32);
+    let x = param(&[0.3, 0.1, -0.7], DType::F32);
+    let tracked_grad = (x.value() * 2.0).unwrap();
+    assert!(tracked_grad.track_op());
+    for mut opt in [
+        Box::new(Adam::new(vec![("w".into(), w.clone())], 0.1).unwrap()) as Box<dyn Optimizer>,
+        Box::new(Sgd::with_config(vec![("w".into(), w.clone())], 0.1, SgdConfig { momentum: 0.9, ..SgdConfig::default() }).unwrap()),
+    ] {
+        let mut store = GradStore::default();
+        store.insert(w.value(), tracked_grad.clone());
+        opt.step(&store).unwrap();
+        for (key, t) in opt.state_tensors().unwrap() {
+            assert!(!t.track_op(), "{key} keeps a backward graph");
+        }
+    }
+}
