@@ -8,9 +8,14 @@ use artifex_models::CustomVAE;
 
 /// Builds the seed's VAE and runs one forward pass on a batch of ones.
 pub fn run(batch: usize) -> Result<artifex_models::VaeOutput> {
-    let model = CustomVAE::builder(vec![28, 28, 1], 20, vec![512, 256, 128], vec![128, 256, 512])
-        .use_batch_norm(true)
-        .build(&mut Rngs::new(0))?;
+    let model = CustomVAE::builder(
+        vec![28, 28, 1],
+        20,
+        vec![512, 256, 128],
+        vec![128, 256, 512],
+    )
+    .use_batch_norm(true)
+    .build(&mut Rngs::new(0))?;
     let x = Tensor::ones((batch, 28, 28, 1), DType::F32, &Device::Cpu)?;
     let output = model.forward(&x)?;
     println!("Reconstruction shape: {:?}", output.reconstruction.dims()); // [32, 28, 28, 1]

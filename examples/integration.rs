@@ -13,21 +13,43 @@ use artifex_core::train::{Metrics, Trainer, TrainerConfig};
 use artifex_models::{GenerativeConfig, MyCustomGenerativeModel};
 
 /// The seed's `custom_vae_loss(model, batch, beta)`: reconstruction + beta * KL, with metrics.
-pub fn custom_vae_loss(model: &MyCustomGenerativeModel, batch: &[Tensor], beta: f64) -> Result<(Tensor, Metrics)> {
+pub fn custom_vae_loss(
+    model: &MyCustomGenerativeModel,
+    batch: &[Tensor],
+    beta: f64,
+) -> Result<(Tensor, Metrics)> {
     let output = model.encoder.forward(&batch[0])?;
-    artifex_core::losses::custom_vae_loss(&batch[0], &output.reconstruction, &output.mean, &output.logvar, beta)
+    artifex_core::losses::custom_vae_loss(
+        &batch[0],
+        &output.reconstruction,
+        &output.mean,
+        &output.logvar,
+        beta,
+    )
 }
 
 /// Trains for `steps` with beta = 2 as the seed's `train_step` does; returns the last loss.
 pub fn run(steps: u64, out: &Path) -> Result<f64> {
     let mut rngs = Rngs::new(0);
-    let config = GenerativeConfig { latent_dim: 20, input_shape: vec![28, 28, 1] };
+    let config = GenerativeConfig {
+        latent_dim: 20,
+        input_shape: vec![28, 28, 1],
+    };
     let model = MyCustomGenerativeModel::new(config, &mut rngs)?;
     let data = Mnist::load_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist10k"))?;
-    let mut loader = DataLoader::new(TensorDataset::new(vec![data.train.images])?, 64)?.with_shuffle(rngs.fork("data")?);
+    let mut loader = DataLoader::new(TensorDataset::new(vec![data.train.images])?, 64)?
+        .with_shuffle(rngs.fork("data")?);
     let optimizer = Adam::new(model.named_params(), 1e-3)?;
-    let config = TrainerConfig { print_every: Some(10), ..TrainerConfig::new(steps, out) };
-    let mut trainer = Trainer::new(model, optimizer, config, |m: &MyCustomGenerativeModel, b: &[Tensor]| custom_vae_loss(m, b, 2.0));
+    let config = TrainerConfig {
+        print_every: Some(10),
+        ..TrainerConfig::new(steps, out)
+    };
+    let mut trainer = Trainer::new(
+        model,
+        optimizer,
+        config,
+        |m: &MyCustomGenerativeModel, b: &[Tensor]| custom_vae_loss(m, b, 2.0),
+    );
     let summary = trainer.fit(&mut loader, None)?;
 
     // The GenerativeModel protocol: structured output and prior samples.
@@ -50,7 +72,10 @@ pub fn run(steps: u64, out: &Path) -> Result<f64> {
 
 #[allow(dead_code)]
 fn main() -> Result<()> {
-    let steps = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(200);
+    let steps = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
     let loss = run(steps, Path::new("out/integration"))?;
     println!("final training loss {loss:.5}");
     Ok(())

@@ -1,5 +1,11 @@
 //! Every example runs here in a reduced mode, so none of them can rot.
 
+#[path = "../examples/architecture_patterns.rs"]
+mod architecture_patterns;
+#[path = "../examples/custom_gan.rs"]
+mod custom_gan;
+#[path = "../examples/custom_layers.rs"]
+mod custom_layers;
 #[path = "../examples/custom_vae.rs"]
 mod custom_vae;
 #[path = "../examples/integration.rs"]
@@ -16,6 +22,49 @@ fn out_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("artifex-example-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
+}
+
+#[test]
+fn custom_layers_example_shapes() {
+    let shapes = custom_layers::run().expect("custom_layers");
+    assert_eq!(
+        shapes,
+        [
+            vec![32, 256],
+            vec![32, 256],
+            vec![2, 10, 512],
+            vec![2, 16, 16, 64]
+        ]
+    );
+}
+
+#[test]
+fn architecture_patterns_example_shapes() {
+    let shapes = architecture_patterns::run().expect("architecture_patterns");
+    // 32x32x1 -> 4x4x64 -> decoder: 8x8x32+32, 16x16x16+16, 32x32x8+1.
+    assert_eq!(
+        shapes,
+        [vec![8, 64], vec![2, 32, 32, 9], vec![2, 8, 8, 16 + 4 * 12]]
+    );
+}
+
+#[test]
+fn custom_gan_example_trains_and_writes_samples() {
+    let out = out_dir("custom_gan");
+    let sizes = custom_gan::GanSizes {
+        latent_dim: 8,
+        generator_dims: vec![16, 32, 64],
+        discriminator_dims: vec![32, 16],
+    };
+    let metrics = custom_gan::run(4, sizes, &out).expect("custom_gan");
+    assert!(
+        metrics["d_loss"].is_finite() && metrics["g_loss"].is_finite(),
+        "{metrics:?}"
+    );
+    assert!(out.join("samples.png").is_file());
+    assert!(out
+        .join("checkpoints/step-00000004/model.safetensors")
+        .is_file());
 }
 
 #[test]

@@ -348,7 +348,17 @@ fn optimizer_state_never_keeps_a_graph() {
     assert!(tracked_grad.track_op());
     for mut opt in [
         Box::new(Adam::new(vec![("w".into(), w.clone())], 0.1).unwrap()) as Box<dyn Optimizer>,
-        Box::new(Sgd::with_config(vec![("w".into(), w.clone())], 0.1, SgdConfig { momentum: 0.9, ..SgdConfig::default() }).unwrap()),
+        Box::new(
+            Sgd::with_config(
+                vec![("w".into(), w.clone())],
+                0.1,
+                SgdConfig {
+                    momentum: 0.9,
+                    ..SgdConfig::default()
+                },
+            )
+            .unwrap(),
+        ),
     ] {
         let mut store = GradStore::default();
         store.insert(w.value(), tracked_grad.clone());

@@ -2,6 +2,7 @@
 //! gradient clipping, learning-rate schedules, metrics logging, a NaN/inf guard, and
 //! checkpoints that resume bitwise-identically.
 
+mod adversarial;
 mod checkpoints;
 mod logger;
 
@@ -11,6 +12,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 
+pub use adversarial::AdversarialTrainer;
 pub use checkpoints::{CheckpointDir, MODEL_FILE, TRAINER_FILE};
 pub use logger::MetricsLogger;
 
