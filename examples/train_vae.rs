@@ -20,6 +20,11 @@ use artifex_core::train::{Metrics, Trainer, TrainerConfig};
 use artifex_core::{device_from_name, image_grid, losses};
 use artifex_models::CustomVAE;
 
+const USAGE: &str =
+    "usage: train_vae [--steps 1500] [--batch-size 128] [--lr 1e-3] [--beta 0.02] [--seed 0]
+                 [--eval-every 250] [--device cpu|cuda|metal] [--data data/mnist10k]
+                 [--out out/train_vae] [--resume]";
+
 /// Command-line settings.
 #[derive(Clone, Debug)]
 pub struct Args {
@@ -62,6 +67,10 @@ impl Args {
             if flag == "--resume" {
                 args.resume = true;
                 continue;
+            }
+            if flag == "--help" || flag == "-h" {
+                println!("{USAGE}");
+                std::process::exit(0);
             }
             let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
             let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");

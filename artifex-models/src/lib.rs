@@ -3,6 +3,23 @@
 //! The generative models of the seed document (`custom-architectures.md`), written with
 //! artifex-core's macros. Where the seed's Python is wrong, the port is right and the
 //! difference is documented on the type.
+//!
+//! ```
+//! use artifex_core::prelude::*;
+//! use artifex_models::CustomVAE;
+//!
+//! let mut rngs = Rngs::new(0);
+//! let vae = CustomVAE::builder(vec![28, 28, 1], 20, vec![512, 256, 128], vec![128, 256, 512])
+//!     .use_batch_norm(true)
+//!     .build(&mut rngs)?;
+//! let x = Tensor::ones((32, 28, 28, 1), DType::F32, &Device::Cpu)?;
+//! let out = vae.forward(&x)?;
+//! assert_eq!(out.reconstruction.dims(), &[32, 28, 28, 1]);
+//! assert_eq!(out.latent.dims(), &[32, 20]);
+//! let samples = vae.sample(4, &mut Rngs::new(1))?;
+//! assert_eq!(samples.dims(), &[4, 28, 28, 1]);
+//! # Ok::<(), artifex_core::Error>(())
+//! ```
 
 #![warn(missing_docs)]
 
