@@ -26,6 +26,9 @@ fn bind_indexed<'a, M: Module + 'a>(items: impl Iterator<Item = &'a mut M>, path
 }
 
 impl<M: Module> Module for Vec<M> {
+    fn visit_regularizers<'a>(&'a self, f: &mut dyn FnMut(&'a dyn crate::Regularizer)) {
+        self.iter().for_each(|m| m.visit_regularizers(f));
+    }
     fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
         visit_indexed(self.iter(), path, visitor);
     }
@@ -38,6 +41,9 @@ impl<M: Module> Module for Vec<M> {
 }
 
 impl<M: Module, const N: usize> Module for [M; N] {
+    fn visit_regularizers<'a>(&'a self, f: &mut dyn FnMut(&'a dyn crate::Regularizer)) {
+        self.iter().for_each(|m| m.visit_regularizers(f));
+    }
     fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
         visit_indexed(self.iter(), path, visitor);
     }
@@ -50,6 +56,11 @@ impl<M: Module, const N: usize> Module for [M; N] {
 }
 
 impl<M: Module> Module for Option<M> {
+    fn visit_regularizers<'a>(&'a self, f: &mut dyn FnMut(&'a dyn crate::Regularizer)) {
+        if let Some(m) = self {
+            m.visit_regularizers(f);
+        }
+    }
     fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
         if let Some(m) = self {
             m.visit_state(path, visitor);
@@ -68,6 +79,9 @@ impl<M: Module> Module for Option<M> {
 }
 
 impl<M: Module + ?Sized> Module for Box<M> {
+    fn visit_regularizers<'a>(&'a self, f: &mut dyn FnMut(&'a dyn crate::Regularizer)) {
+        (**self).visit_regularizers(f);
+    }
     fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
         (**self).visit_state(path, visitor);
     }
@@ -80,6 +94,9 @@ impl<M: Module + ?Sized> Module for Box<M> {
 }
 
 impl<M: Module> Module for BTreeMap<String, M> {
+    fn visit_regularizers<'a>(&'a self, f: &mut dyn FnMut(&'a dyn crate::Regularizer)) {
+        self.values().for_each(|m| m.visit_regularizers(f));
+    }
     fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
         for (key, item) in self {
             path.push(key.as_str());
@@ -112,6 +129,9 @@ macro_rules! tuple_module {
             }
             fn set_training(&mut self, training: bool) {
                 $( self.$idx.set_training(training); )+
+            }
+            fn visit_regularizers<'a>(&'a self, f: &mut dyn FnMut(&'a dyn crate::Regularizer)) {
+                $( self.$idx.visit_regularizers(f); )+
             }
             fn bind_paths(&mut self, path: &mut StatePath) {
                 $(

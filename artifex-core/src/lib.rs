@@ -90,7 +90,7 @@ pub use error::{CheckpointError, DataError, Error, Result};
 pub use generative::{GenerativeModel, ModelOutput};
 pub use init::{Init, Initializer};
 pub use layer::{boxed, BoxedLayer, Layer};
-pub use module::{AutoField, Module};
+pub use module::{AutoField, Module, Regularizer};
 pub use path::{ModulePath, StatePath};
 pub use rng::{RngKey, RngStream, Rngs, KEY_WORDS};
 pub use state::{BatchStat, Mode, NamedState, Param, StateKind, StateRef, StateVisitor};

@@ -121,3 +121,28 @@ pub fn generator_loss(kind: GanLoss, fake: &Tensor) -> Result<Tensor> {
         GanLoss::LeastSquares => ((fake - 1.0)?.sqr()?.mean_all()? * 0.5)?,
     })
 }
+
+/// `weight * sum(p²)` over `params` (e.g. `model.named_params()`), a scalar tensor.
+pub fn l2_penalty(params: &[(String, crate::Param)], weight: f64) -> Result<Tensor> {
+    penalty(params, weight, |p| Ok(p.sqr()?.sum_all()?))
+}
+
+/// `weight * sum(|p|)` over `params`, a scalar tensor.
+pub fn l1_penalty(params: &[(String, crate::Param)], weight: f64) -> Result<Tensor> {
+    penalty(params, weight, |p| Ok(p.abs()?.sum_all()?))
+}
+
+fn penalty(
+    params: &[(String, crate::Param)],
+    weight: f64,
+    term: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let (_, first) = params
+        .first()
+        .ok_or_else(|| Error::config("penalty", "no parameters to regularize"))?;
+    let mut total = Tensor::zeros((), first.dtype(), first.device())?;
+    for (_, p) in params {
+        total = (total + term(p.value())?)?;
+    }
+    Ok((total * weight)?)
+}

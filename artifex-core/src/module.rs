@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use candle_core::Var;
+use candle_core::{Tensor, Var};
 
 use crate::checkpoint::{self, LoadOptions, LoadReport, SaveOptions};
 use crate::summary::Summary;
@@ -31,6 +31,31 @@ pub trait Module {
     /// Tells every [`ModulePath`] below `self` where it sits, for error messages.
     fn bind_paths(&mut self, path: &mut StatePath) {
         let _ = path;
+    }
+
+    /// Calls `f` with every module below (and including) `self` that adds a penalty to the
+    /// loss (structs marked `#[regularizer]`, e.g. `RegularizedLinear`).
+    fn visit_regularizers<'a>(&'a self, f: &mut dyn FnMut(&'a dyn Regularizer)) {
+        let _ = f;
+    }
+
+    /// The sum of every [`Regularizer`]'s penalty in the tree (`None` when there is none),
+    /// collected through the state tree: add it to the loss.
+    fn collect_regularization_loss(&self) -> Result<Option<Tensor>>
+    where
+        Self: Sized,
+    {
+        let mut terms = Vec::new();
+        self.visit_regularizers(&mut |r| terms.push(r));
+        let mut total: Option<Tensor> = None;
+        for term in terms {
+            let value = term.regularization_loss()?;
+            total = Some(match total {
+                Some(t) => (t + value)?,
+                None => value,
+            });
+        }
+        Ok(total)
     }
 
     /// Training mode everywhere below (NNX `model.train()`): dropout active, batch statistics.
@@ -145,6 +170,15 @@ pub trait Module {
         self.bind_paths(&mut StatePath::root());
         checkpoint::load(self, path.as_ref(), options)
     }
+}
+
+/// A module that contributes a penalty to the training loss (L1/L2 on its weights, ...).
+///
+/// Mark the struct `#[regularizer]` (next to `#[derive(Module)]` or `#[module]`) so that
+/// [`Module::collect_regularization_loss`] of any model holding it collects the penalty.
+pub trait Regularizer {
+    /// The penalty, a scalar tensor.
+    fn regularization_loss(&self) -> Result<Tensor>;
 }
 
 /// How `#[module]` constructors fill fields that carry no attribute ([`Mode`], [`ModulePath`]).

@@ -34,6 +34,7 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     let mut visits = Vec::new();
     let mut trains = Vec::new();
     let mut binds = Vec::new();
+    let mut regs = Vec::new();
     let mut bounds = Vec::new();
 
     let members: Vec<(Member, String, &syn::Field)> = match fields {
@@ -76,6 +77,7 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             __path.pop();
         });
         trains.push(quote! { #module::set_training(&mut self.#member, training); });
+        regs.push(quote! { #module::visit_regularizers(&self.#member, __f); });
         binds.push(quote! {
             __path.push(#name);
             #module::bind_paths(&mut self.#member, __path);
@@ -86,6 +88,12 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         }
     }
 
+    let is_regularizer = input.attrs.iter().any(|a| a.path().is_ident("regularizer"));
+    let self_reg = if is_regularizer {
+        quote!(__f(self);)
+    } else {
+        quote!()
+    };
     let name = &input.ident;
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     let mut predicates: Vec<TokenStream> = where_clause
@@ -118,6 +126,15 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             fn bind_paths(&mut self, __path: &mut #krate::StatePath) {
                 let _ = &__path;
                 #(#binds)*
+            }
+
+            fn visit_regularizers<'__artifex>(
+                &'__artifex self,
+                __f: &mut dyn FnMut(&'__artifex dyn #krate::Regularizer),
+            ) {
+                let _ = &__f;
+                #self_reg
+                #(#regs)*
             }
         }
     })

@@ -13,7 +13,7 @@ use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput, ItemStruct};
 
 /// Derives `artifex_core::Module` for a struct (see the `artifex_core` docs).
-#[proc_macro_derive(Module, attributes(config, param, batch_stat, rng, init))]
+#[proc_macro_derive(Module, attributes(config, param, batch_stat, rng, init, regularizer))]
 pub fn derive_module(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     derive_module::expand(&input)

@@ -41,6 +41,7 @@ fn l2_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
 #[check((0.0..=1.0).contains(&dropout_rate), "dropout_rate must be in [0, 1], got {dropout_rate}")]
 #[check(weight_decay >= 0.0, "weight_decay must be non-negative, got {weight_decay}")]
 #[check(sn_epsilon > 0.0, "sn_epsilon must be positive, got {sn_epsilon}")]
+#[regularizer]
 pub struct RegularizedLinear {
     /// `(in_features, out_features)`, lecun_normal.
     #[param(init = lecun_normal, shape = [in_features, out_features])]
@@ -149,6 +150,12 @@ impl RegularizedLinear {
             None => l2_normalize(&w.detach().matmul(&u)?, self.sn_epsilon)?,
         };
         Ok(v.t()?.matmul(w)?.matmul(&u)?)
+    }
+}
+
+impl crate::Regularizer for RegularizedLinear {
+    fn regularization_loss(&self) -> Result<Tensor> {
+        RegularizedLinear::regularization_loss(self)
     }
 }
 
