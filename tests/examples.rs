@@ -10,6 +10,10 @@ mod custom_layers;
 mod custom_vae;
 #[path = "../examples/integration.rs"]
 mod integration;
+#[path = "../examples/reconstruct.rs"]
+mod reconstruct;
+#[path = "../examples/sample.rs"]
+mod sample;
 #[path = "../examples/train_vae.rs"]
 mod train_vae;
 
@@ -130,6 +134,19 @@ fn train_vae_main_job_reduced() {
     let model = CustomVAE::from_checkpoint(out.join("model.safetensors")).expect("from_checkpoint");
     assert_eq!(model.encoder_layers, [512, 256, 128]);
 
+    // The sample and reconstruct entry points load that checkpoint and write PNGs.
+    let samples =
+        sample::run(&out.join("model.safetensors"), &out.join("again.png"), 3).expect("sample");
+    assert_eq!(samples.dims(), &[64, 28, 28, 1]);
+    assert_eq!(
+        image_dims(&out.join("again.png")),
+        (8 * 28 + 9 * 2, 8 * 28 + 9 * 2)
+    );
+    let mse = reconstruct::run(&out.join("model.safetensors"), &out.join("pairs.png"), 16)
+        .expect("reconstruct");
+    assert!(mse.is_finite() && mse < 0.25, "{mse}");
+    assert!(out.join("pairs.png").is_file());
+
     // Resume: 10 more steps continue from the last checkpoint (step 30).
     let more = train_vae::Args {
         steps: 40,
@@ -137,6 +154,24 @@ fn train_vae_main_job_reduced() {
         ..args
     };
     assert_eq!(train_vae::run(&more).expect("resume").steps, 10);
+}
+
+#[test]
+fn unavailable_devices_are_clear_errors() {
+    let err = artifex_core::device_from_name("tpu")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown device `tpu`"), "{err}");
+    if !cfg!(feature = "cuda") {
+        let err = artifex_core::device_from_name("cuda")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`cuda` is not available") && err.contains("--features cuda"),
+            "{err}"
+        );
+    }
+    assert!(artifex_core::device_from_name("cpu").is_ok());
 }
 
 fn image_dims(path: &std::path::Path) -> (u32, u32) {
