@@ -94,3 +94,43 @@ pub fn assert_close(actual: &Tensor, expected: &Tensor, rtol: f64, what: &str) {
         b[worst.1]
     );
 }
+
+/// Compares the gradients of `sum(out * grad_r)` w.r.t. the input and every param of `model`
+/// with the fixture's `grad.input` / `grad.<path>`.
+pub fn assert_grads<M: Module>(
+    fx: &Fixture,
+    model: &M,
+    input: &candle_core::Var,
+    out: &Tensor,
+    rtol: f64,
+) {
+    let grads = (out * fx.get("grad_r"))
+        .and_then(|t| t.sum_all())
+        .and_then(|t| t.backward())
+        .expect("backward");
+    assert_close(
+        grads.get(input.as_tensor()).expect("input grad"),
+        fx.get("grad.input"),
+        rtol,
+        "grad.input",
+    );
+    let mut compared = 0;
+    for (path, param) in model.named_params() {
+        let grad = grads
+            .get(&param)
+            .unwrap_or_else(|| panic!("no gradient for {path}"));
+        assert_close(
+            grad,
+            fx.get(&format!("grad.{path}")),
+            rtol,
+            &format!("grad.{path}"),
+        );
+        compared += 1;
+    }
+    let expected = fx
+        .tensors
+        .keys()
+        .filter(|k| k.starts_with("grad.") && *k != "grad.input")
+        .count();
+    assert_eq!(compared, expected, "every param gradient compared");
+}
