@@ -2,9 +2,10 @@
 //! from the fixture's config, loaded with the NNX state under the same paths, and compared on
 //! outputs and on the gradients of `sum(out * grad_r)` (input and every param).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
+use artifex_core::checkpoint::LoadOptions;
 use artifex_core::prelude::*;
 use artifex_core::{activation, StateRef};
 use serde_json::Value;
@@ -78,30 +79,15 @@ impl Fixture {
         }
     }
 
-    /// Assigns every `state.<path>` to the module's variable at `<path>`; the two path sets
-    /// must be equal (params and batch stats).
-    fn load_state<M: Module>(&self, model: &M) {
-        let ours: HashMap<String, StateRef<'_>> = model
-            .state()
-            .into_iter()
-            .filter(|(_, v)| matches!(v.kind(), StateKind::Param | StateKind::BatchStat))
-            .collect();
-        let theirs: BTreeSet<&str> = self
-            .tensors
-            .keys()
-            .filter_map(|k| k.strip_prefix("state."))
-            .collect();
-        assert_eq!(
-            ours.keys().map(String::as_str).collect::<BTreeSet<_>>(),
-            theirs,
-            "{}: state paths",
-            self.name
-        );
-        for path in theirs {
-            ours[path]
-                .assign(self.get(&format!("state.{path}")))
-                .unwrap_or_else(|e| panic!("{}: {path}: {e}", self.name));
-        }
+    /// Loads every `state.<path>` into the module through our checkpoint loader (strict on
+    /// params and batch stats: the NNX names must already agree, nothing is renamed).
+    fn load_state<M: Module>(&self, model: &mut M) {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/fixtures/nnx/{}.safetensors", self.name));
+        let report = model
+            .load_safetensors_with(&path, &LoadOptions::nnx().with_prefix("state."))
+            .unwrap_or_else(|e| panic!("{}: {e}", self.name));
+        assert!(report.is_clean(), "{}: {report}", self.name);
     }
 }
 
@@ -204,7 +190,7 @@ fn conv_matches_nnx() -> Result<()> {
         .padding(fx.padding())
         .build(&mut Rngs::new(0))?;
         conv.eval();
-        fx.load_state(&conv);
+        fx.load_state(&mut conv);
         check(&fx, &conv, |x| conv.forward(x), 1e-5)?;
     }
     Ok(())
@@ -220,7 +206,7 @@ fn conv_transpose_matches_nnx() -> Result<()> {
     ] {
         let fx = Fixture::open(name);
         assert_eq!(fx.config["transpose_kernel"], false);
-        let conv = ConvTranspose::builder(
+        let mut conv = ConvTranspose::builder(
             fx.usize("in_features"),
             fx.usize("out_features"),
             fx.usizes("kernel_size"),
@@ -230,7 +216,7 @@ fn conv_transpose_matches_nnx() -> Result<()> {
         .use_bias(fx.config["use_bias"].as_bool().expect("use_bias"))
         .padding(fx.padding())
         .build(&mut Rngs::new(0))?;
-        fx.load_state(&conv);
+        fx.load_state(&mut conv);
         check(&fx, &conv, |x| conv.forward(x), 1e-5)?;
     }
     Ok(())
@@ -239,30 +225,30 @@ fn conv_transpose_matches_nnx() -> Result<()> {
 #[test]
 fn group_norm_and_rms_norm_match_nnx() -> Result<()> {
     let fx = Fixture::open("groupnorm");
-    let gn = GroupNorm::builder(fx.usize("num_features"))
+    let mut gn = GroupNorm::builder(fx.usize("num_features"))
         .num_groups(fx.usize("num_groups"))
         .epsilon(fx.config["epsilon"].as_f64().expect("eps"))
         .build(&mut Rngs::new(0))?;
-    fx.load_state(&gn);
+    fx.load_state(&mut gn);
     check(&fx, &gn, |x| gn.forward(x), 1e-5)?;
 
     let fx = Fixture::open("rmsnorm");
-    let rms = RMSNorm::builder(fx.usize("num_features"))
+    let mut rms = RMSNorm::builder(fx.usize("num_features"))
         .epsilon(fx.config["epsilon"].as_f64().expect("eps"))
         .build(&mut Rngs::new(0))?;
-    fx.load_state(&rms);
+    fx.load_state(&mut rms);
     check(&fx, &rms, |x| rms.forward(x), 1e-5)
 }
 
 #[test]
 fn embed_matches_nnx() -> Result<()> {
     let fx = Fixture::open("embed");
-    let embed = Embed::new(
+    let mut embed = Embed::new(
         fx.usize("num_embeddings"),
         fx.usize("features"),
         &mut Rngs::new(0),
     )?;
-    fx.load_state(&embed);
+    fx.load_state(&mut embed);
     let out = embed.forward(fx.get("input"))?;
     assert_close("embed", &out, fx.get("out_eval"), 0.0);
     Ok(())
@@ -276,7 +262,7 @@ fn seed_attention_matches_nnx_with_and_without_mask() -> Result<()> {
             .dropout_rate(fx.config["dropout_rate"].as_f64().expect("rate"))
             .build(&mut Rngs::new(0))?;
         attn.eval();
-        fx.load_state(&attn);
+        fx.load_state(&mut attn);
         let mask = fx.tensors.get("mask");
         check(&fx, &attn, |x| attn.forward(x, mask), 1e-5)?;
     }
