@@ -38,7 +38,7 @@ impl MetricsLogger {
         let bar = interactive.then(|| {
             let bar = ProgressBar::new(total_steps);
             bar.set_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} {per_sec} {msg}")
+                ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar.set_position(start_step);
@@ -84,7 +84,10 @@ impl MetricsLogger {
         match &self.bar {
             Some(bar) if split == "train" => {
                 bar.set_position(step);
-                bar.set_message(summary);
+                let rate = samples_per_sec
+                    .map(|r| format!("  {r:.0} samples/s"))
+                    .unwrap_or_default();
+                bar.set_message(format!("{summary}{rate}"));
             }
             Some(bar) => bar.println(format!("step {step} [{split}] {summary}")),
             None => {
