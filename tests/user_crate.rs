@@ -7,6 +7,12 @@ use std::process::Command;
 #[test]
 fn user_crate_outside_the_workspace_builds_trains_and_reloads() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Same dependency versions as the workspace (the lock is copied, not committed twice).
+    std::fs::copy(
+        root.join("Cargo.lock"),
+        root.join("tests/user-crate/Cargo.lock"),
+    )
+    .expect("copy Cargo.lock");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.arg("run")
