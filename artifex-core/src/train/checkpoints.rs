@@ -96,10 +96,8 @@ impl CheckpointDir {
             std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
             model.save_safetensors_with(tmp.join(MODEL_FILE), model_options)?;
             let trainer_path = tmp.join(TRAINER_FILE);
-            let map: HashMap<String, Tensor> = trainer_state.into_iter().collect();
             crate::checkpoint::write_atomically(&trainer_path, |p| {
-                candle_core::safetensors::save(&map, p)
-                    .map_err(|e| std::io::Error::other(e.to_string()))
+                crate::checkpoint::write_file(p, &trainer_state, &HashMap::new())
             })?;
             if final_dir.exists() {
                 std::fs::remove_dir_all(&final_dir).map_err(io_err(&final_dir))?;
