@@ -21,6 +21,7 @@ use std::path::Path;
 use candle_core::Tensor;
 
 pub use atomic::write_atomically;
+pub(crate) use atomic::{is_dead, temp_owner};
 pub use file::CheckpointFile;
 pub use load::{load_bytes, load_map};
 pub use options::{DtypePolicy, LoadOptions, SaveOptions};
