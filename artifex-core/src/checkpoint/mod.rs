@@ -5,6 +5,7 @@
 //! The header's `__metadata__` carries `format`, `format_version`, `crate_version`,
 //! `type_name` and, when given, `config` (JSON).
 
+mod adapter;
 mod atomic;
 mod copy;
 mod file;
@@ -20,6 +21,7 @@ use std::path::Path;
 
 use candle_core::Tensor;
 
+pub use adapter::{Adapted, AdaptedEntry, Adapter, Layout};
 pub use atomic::write_atomically;
 pub(crate) use atomic::{is_dead, temp_owner};
 pub use file::CheckpointFile;
