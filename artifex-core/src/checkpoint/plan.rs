@@ -108,6 +108,8 @@ pub(crate) fn plan(model: &[EntrySpec], file: &[EntrySpec], options: &LoadOption
             path: want.path.clone(),
             expected_shape: want.shape.clone(),
             found_shape: found.shape.clone(),
+            // Model entries of a Module always have a candle dtype; a file standing in for a
+            // model (`artifex inspect --diff`) may not, and then shows as u8.
             expected_dtype: DType::try_from(want.dtype).unwrap_or(DType::U8),
             found_dtype: format!("{:?}", found.dtype),
         };
