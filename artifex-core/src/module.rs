@@ -170,6 +170,21 @@ pub trait Module {
         self.bind_paths(&mut StatePath::root());
         checkpoint::load(self, path.as_ref(), options)
     }
+
+    /// Loads tensors by key (e.g. from a [`checkpoint::Adapter`]) with the same checks, options
+    /// and report as [`load_safetensors_with`](Module::load_safetensors_with).
+    fn load_tensors<'t, K>(
+        &mut self,
+        tensors: impl IntoIterator<Item = (&'t K, &'t candle_core::Tensor)>,
+        options: &LoadOptions,
+    ) -> Result<LoadReport>
+    where
+        Self: Sized,
+        K: AsRef<str> + ?Sized + 't,
+    {
+        self.bind_paths(&mut StatePath::root());
+        checkpoint::load_map(self, tensors, options)
+    }
 }
 
 /// A module that contributes a penalty to the training loss (L1/L2 on its weights, ...).

@@ -5,101 +5,72 @@
 //! The header's `__metadata__` carries `format`, `format_version`, `crate_version`,
 //! `type_name` and, when given, `config` (JSON).
 
+mod adapter;
 mod atomic;
+mod copy;
+mod file;
+mod load;
+mod options;
+mod plan;
 mod report;
+mod writer;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
 
-use candle_core::safetensors::Load;
-use candle_core::{DType, Tensor};
-use safetensors::SafeTensors;
+use candle_core::Tensor;
 
+pub use adapter::{Adapted, AdaptedEntry, Adapter, Layout};
 pub use atomic::write_atomically;
+pub(crate) use atomic::{is_dead, temp_owner};
+pub use file::CheckpointFile;
+pub use load::{load_bytes, load_map};
+pub use options::{DtypePolicy, LoadOptions, SaveOptions};
+pub use plan::{compare, guess_kind, model_specs, EntrySpec};
 pub use report::{LoadReport, Mismatch, Unexpected};
+/// The dtype names of safetensors files (`F32`, `BF16`, `I64`, ...), as [`EntrySpec`] uses them.
+pub use safetensors::Dtype;
 
-use crate::{CheckpointError, Module, Result, StateKind};
+use crate::{CheckpointError, Module, Result};
 
 /// The `format` value written into every artifex checkpoint's metadata.
 pub const FORMAT: &str = "artifex";
 /// The checkpoint layout version.
 pub const FORMAT_VERSION: &str = "1";
 
-/// Options of a save.
-#[derive(Clone, Debug, Default)]
-pub struct SaveOptions {
-    /// Model configuration as JSON, stored under `config` so a checkpoint can rebuild its model.
-    pub config_json: Option<String>,
-    /// More metadata entries.
-    pub extra: HashMap<String, String>,
-}
-
-impl SaveOptions {
-    /// Options that embed `config` (serialized with serde_json).
-    pub fn with_config<C: serde::Serialize>(config: &C) -> Result<Self> {
-        let json = serde_json::to_string(config)
-            .map_err(|e| crate::Error::config("SaveOptions", format!("config to JSON: {e}")))?;
-        Ok(Self {
-            config_json: Some(json),
-            extra: HashMap::new(),
-        })
-    }
-}
-
-/// Options of a load.
-#[derive(Clone, Debug)]
-pub struct LoadOptions {
-    /// Refuse any mismatch (the default); otherwise load what matches and report the rest.
-    pub strict: bool,
-    /// Read the entries under this key prefix (e.g. `"generator."` to load one submodule of a
-    /// larger file); other keys of the file are ignored, not reported as unexpected.
-    pub prefix: Option<String>,
-    /// Treat absent rng keys/counters as fine (files written by NNX or PyTorch tools carry no
-    /// artifex rng state); the model keeps its own.
-    pub rng_state_optional: bool,
-}
-
-impl LoadOptions {
-    /// All entries must match; nothing changes otherwise.
-    pub fn strict() -> Self {
-        Self {
-            strict: true,
-            prefix: None,
-            rng_state_optional: false,
-        }
-    }
-
-    /// Load the matching entries, report the others.
-    pub fn lenient() -> Self {
-        Self {
-            strict: false,
-            ..Self::strict()
-        }
-    }
-
-    /// Strict on params and batch stats, rng state optional: for state exported by Flax NNX.
-    pub fn nnx() -> Self {
-        Self {
-            rng_state_optional: true,
-            ..Self::strict()
-        }
-    }
-
-    /// Reads only the entries under `prefix`.
-    pub fn with_prefix(mut self, prefix: &str) -> Self {
-        self.prefix = Some(prefix.to_string());
-        self
-    }
-}
-
-impl Default for LoadOptions {
-    fn default() -> Self {
-        Self::strict()
-    }
-}
-
-/// Writes the state of `module` to `path` (see [`Module::save_safetensors`]).
+/// Writes the state of `module` to `path` (see [`Module::save_safetensors`]): streamed into a
+/// temp file beside `path`, fsynced and renamed over it, so a crash at any point leaves either
+/// the old file or the complete new one.
 pub fn save<M: Module>(module: &M, path: &Path, options: &SaveOptions) -> Result<()> {
+    let (entries, metadata) = entries_and_metadata(module, options)?;
+    write_atomically(path, |tmp| write_file(tmp, &entries, &metadata))
+}
+
+/// Writes the state of `module` as safetensors bytes to `writer` (a buffer, a socket, ...);
+/// the same bytes [`save`] puts in a file.
+pub fn save_to_writer<M: Module, W: Write>(
+    module: &M,
+    writer: &mut W,
+    options: &SaveOptions,
+) -> Result<()> {
+    let (entries, metadata) = entries_and_metadata(module, options)?;
+    writer::write_safetensors(writer, &entries, &metadata).map_err(|source| {
+        CheckpointError::Io {
+            path: "<writer>".into(),
+            source,
+        }
+        .into()
+    })
+}
+
+/// The `__metadata__` entries of a file.
+type Metadata = HashMap<String, String>;
+
+fn entries_and_metadata<M: Module>(
+    module: &M,
+    options: &SaveOptions,
+) -> Result<(Vec<(String, Tensor)>, Metadata)> {
     let mut entries: Vec<(String, Tensor)> = Vec::new();
     for (key, var) in module.state() {
         entries.push((key, var.to_tensor()?));
@@ -112,132 +83,22 @@ pub fn save<M: Module>(module: &M, path: &Path, options: &SaveOptions) -> Result
     if let Some(config) = &options.config_json {
         metadata.insert("config".into(), config.clone());
     }
-    write_atomically(path, |tmp| {
-        safetensors::serialize_to_file(entries, Some(metadata), tmp)
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    })
+    Ok((entries, metadata))
 }
 
-/// A checkpoint file mapped into memory and parsed.
-pub struct CheckpointFile {
-    path: String,
-    mmap: memmap2::Mmap,
-}
-
-impl CheckpointFile {
-    /// Maps `path` (no copy of the tensor data is made).
-    pub fn open(path: &Path) -> Result<Self> {
-        let name = path.display().to_string();
-        let io = |source| CheckpointError::Io {
-            path: name.clone(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(io)?;
-        // SAFETY: the map is read-only; artifex writes checkpoints by atomic rename, so a file
-        // being read is never modified in place by us.
-        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-        let this = Self { path: name, mmap };
-        this.parse()?;
-        Ok(this)
-    }
-
-    /// The parsed view of the file.
-    pub fn parse(&self) -> Result<SafeTensors<'_>> {
-        SafeTensors::deserialize(&self.mmap).map_err(|e| {
-            CheckpointError::Corrupt {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            }
-            .into()
-        })
-    }
-
-    /// The header's `__metadata__` (empty when the file has none).
-    pub fn metadata(&self) -> Result<HashMap<String, String>> {
-        let (_, meta) =
-            SafeTensors::read_metadata(&self.mmap).map_err(|e| CheckpointError::Corrupt {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(meta.metadata().clone().unwrap_or_default())
-    }
+/// Creates `path` and streams `entries` into it as safetensors, then fsyncs it.
+pub(crate) fn write_file(
+    path: &Path,
+    entries: &[(String, Tensor)],
+    metadata: &HashMap<String, String>,
+) -> std::io::Result<()> {
+    let file = std::fs::File::create(path)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    writer::write_safetensors(&mut w, entries, metadata)?;
+    w.into_inner().map_err(|e| e.into_error())?.sync_all()
 }
 
 /// Loads `path` into `module` (see [`Module::load_safetensors_with`]).
 pub fn load<M: Module>(module: &M, path: &Path, options: &LoadOptions) -> Result<LoadReport> {
-    let file = CheckpointFile::open(path)?;
-    let tensors = file.parse()?;
-    let state = module.state();
-    let mut report = LoadReport::default();
-    let mut matched = Vec::new();
-    let model_keys: BTreeSet<&str> = state.iter().map(|(k, _)| k.as_str()).collect();
-
-    let prefix = options.prefix.as_deref().unwrap_or("");
-    for (key, var) in &state {
-        let Ok(view) = tensors.tensor(&format!("{prefix}{key}")) else {
-            let is_rng = matches!(var.kind(), StateKind::RngKey | StateKind::RngCount);
-            if !(is_rng && options.rng_state_optional) {
-                report.missing.push(key.clone());
-            }
-            continue;
-        };
-        let mismatch = || Mismatch {
-            path: key.clone(),
-            expected_shape: var.dims(),
-            found_shape: view.shape().to_vec(),
-            expected_dtype: var.dtype(),
-            found_dtype: format!("{:?}", view.dtype()),
-        };
-        let file_dtype = DType::try_from(view.dtype()).ok();
-        if file_dtype != Some(var.dtype()) {
-            report.dtype_mismatches.push(mismatch());
-        } else if view.shape() != var.dims().as_slice() {
-            report.shape_mismatches.push(mismatch());
-        } else {
-            matched.push((key.clone(), *var, view));
-        }
-    }
-    let mut file_keys = tensors.names();
-    file_keys.sort_unstable();
-    for key in file_keys.into_iter().filter_map(|k| k.strip_prefix(prefix)) {
-        if !model_keys.contains(key) {
-            report.unexpected.push(Unexpected {
-                path: key.to_string(),
-                suggestion: closest(key, &model_keys, &report.missing),
-            });
-        }
-    }
-    if options.strict && !report.is_clean() {
-        return Err(CheckpointError::Incompatible {
-            path: path.display().to_string(),
-            report: Box::new(report),
-        }
-        .into());
-    }
-    for (key, var, view) in matched {
-        let entry_err = |reason: String| CheckpointError::Entry {
-            path: path.display().to_string(),
-            key: key.clone(),
-            reason,
-        };
-        let value = view
-            .load(&candle_core::Device::Cpu)
-            .map_err(|e| entry_err(e.to_string()))?;
-        var.assign(&value).map_err(|e| entry_err(e.to_string()))?;
-        report.loaded.push(key);
-    }
-    Ok(report)
-}
-
-/// The model path closest to an unexpected key, preferring missing ones ("did you mean").
-fn closest(key: &str, model_keys: &BTreeSet<&str>, missing: &[String]) -> Option<String> {
-    let limit = (key.len() / 3).max(3);
-    let best = |cands: &mut dyn Iterator<Item = &str>| {
-        cands
-            .map(|c| (strsim::levenshtein(key, c), c))
-            .filter(|(d, _)| *d <= limit)
-            .min()
-            .map(|(_, c)| c.to_string())
-    };
-    best(&mut missing.iter().map(String::as_str)).or_else(|| best(&mut model_keys.iter().copied()))
+    CheckpointFile::open(path)?.load_into(module, options)
 }

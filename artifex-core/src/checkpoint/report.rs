@@ -41,6 +41,9 @@ pub struct LoadReport {
     pub shape_mismatches: Vec<Mismatch>,
     /// Entries whose dtype differs (no silent precision change).
     pub dtype_mismatches: Vec<Mismatch>,
+    /// Entries loaded with a dtype conversion (only under
+    /// [`DtypePolicy::ConvertFloats`](super::DtypePolicy::ConvertFloats)); not a problem.
+    pub converted: Vec<Mismatch>,
 }
 
 impl LoadReport {
@@ -79,6 +82,21 @@ impl fmt::Display for LoadReport {
                 m.path,
                 m.expected_dtype.as_str(),
                 m.found_dtype
+            )?;
+        }
+        if !self.dtype_mismatches.is_empty() {
+            writeln!(
+                f,
+                "  (dtype changes are refused; LoadOptions::with_dtype_conversion() converts float entries)"
+            )?;
+        }
+        for m in &self.converted {
+            writeln!(
+                f,
+                "  converted: {}: file {} -> model {}",
+                m.path,
+                m.found_dtype,
+                m.expected_dtype.as_str()
             )?;
         }
         Ok(())

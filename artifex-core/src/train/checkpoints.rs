@@ -1,5 +1,7 @@
 //! Training checkpoints: `checkpoints/step-NNNNNNNN/{model,trainer}.safetensors`, written
-//! into a hidden temp directory and renamed into place, keeping the last K.
+//! into a hidden temp directory `.step-NNNNNNNN.tmp-PID` and renamed into place, keeping the
+//! last K. A temp directory left by a killed process is never listed, and the next save or
+//! prune removes it once that process is gone.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -87,6 +89,7 @@ impl CheckpointDir {
         trainer_state: Vec<(String, Tensor)>,
     ) -> Result<PathBuf> {
         std::fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
+        self.remove_stale_temps();
         let final_dir = self.step_dir(step);
         let tmp = self
             .root
@@ -96,10 +99,8 @@ impl CheckpointDir {
             std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
             model.save_safetensors_with(tmp.join(MODEL_FILE), model_options)?;
             let trainer_path = tmp.join(TRAINER_FILE);
-            let map: HashMap<String, Tensor> = trainer_state.into_iter().collect();
             crate::checkpoint::write_atomically(&trainer_path, |p| {
-                candle_core::safetensors::save(&map, p)
-                    .map_err(|e| std::io::Error::other(e.to_string()))
+                crate::checkpoint::write_file(p, &trainer_state, &HashMap::new())
             })?;
             if final_dir.exists() {
                 std::fs::remove_dir_all(&final_dir).map_err(io_err(&final_dir))?;
@@ -125,7 +126,28 @@ impl CheckpointDir {
         for (_, dir) in &list[..excess] {
             std::fs::remove_dir_all(dir).map_err(io_err(dir))?;
         }
+        self.remove_stale_temps();
         Ok(())
+    }
+
+    /// Removes the temp directories `.step-NNNNNNNN.tmp-PID` of dead processes (best effort).
+    fn remove_stale_temps(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let step = name
+                .strip_prefix(".step-")
+                .and_then(|rest| rest.split_once(".tmp-"))
+                .map(|(step, _)| format!("step-{step}"));
+            let stale = step
+                .and_then(|step| crate::checkpoint::temp_owner(&name, &step))
+                .is_some_and(crate::checkpoint::is_dead);
+            if stale {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 
     /// Reads the trainer state of a step directory.

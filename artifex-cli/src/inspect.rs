@@ -1,0 +1,169 @@
+//! `inspect` and `--diff`: reading a file's header and comparing two files with the load
+//! report of artifex-core.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use artifex_core::checkpoint::{compare, CheckpointFile, EntrySpec, LoadOptions, LoadReport};
+use artifex_core::{Result, StateKind};
+
+use crate::tree::{lines, natural_cmp};
+
+/// What `inspect` found in a file.
+#[derive(Clone, Debug)]
+pub struct Inspection {
+    /// The file.
+    pub path: String,
+    /// Its size in bytes.
+    pub file_bytes: usize,
+    /// The header's `__metadata__`, sorted.
+    pub metadata: BTreeMap<String, String>,
+    /// Every entry, in natural path order.
+    pub entries: Vec<EntrySpec>,
+}
+
+/// Reads the header of `path` (no tensor data is read).
+pub fn inspect(path: &Path) -> Result<Inspection> {
+    let file = CheckpointFile::open(path)?;
+    let mut entries = file.specs()?;
+    entries.sort_by(|a, b| natural_cmp(&a.path, &b.path));
+    Ok(Inspection {
+        path: path.display().to_string(),
+        file_bytes: file.len(),
+        metadata: file.metadata()?.into_iter().collect(),
+        entries,
+    })
+}
+
+/// What loading `file` into a model whose entries are those of `model_file` would report.
+pub fn diff(file: &Path, model_file: &Path, options: &LoadOptions) -> Result<LoadReport> {
+    let model = CheckpointFile::open(model_file)?.specs()?;
+    let found = CheckpointFile::open(file)?.specs()?;
+    Ok(compare(&model, &found, options))
+}
+
+/// The short name of a kind, as `inspect` prints it.
+pub fn kind_name(kind: StateKind) -> &'static str {
+    match kind {
+        StateKind::Param => "param",
+        StateKind::BatchStat => "batch stat",
+        StateKind::RngKey => "rng key",
+        StateKind::RngCount => "rng count",
+    }
+}
+
+fn human(bytes: usize) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+fn shorten(value: &str, max: usize) -> String {
+    if value.chars().count() <= max {
+        return value.to_string();
+    }
+    let head: String = value.chars().take(max).collect();
+    format!("{head}... ({} chars)", value.chars().count())
+}
+
+/// Prints an inspection: metadata, the tree with kind, shape, dtype and size, and totals.
+pub fn print_inspection(i: &Inspection, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out, "{} ({})", i.path, human(i.file_bytes))?;
+    if i.metadata.is_empty() {
+        writeln!(out, "metadata: none")?;
+    } else {
+        writeln!(out, "metadata:")?;
+        for (k, v) in &i.metadata {
+            writeln!(out, "  {k}: {}", shorten(v, 100))?;
+        }
+    }
+    let paths: Vec<&str> = i.entries.iter().map(|e| e.path.as_str()).collect();
+    let tree = lines(&paths);
+    let width = tree
+        .iter()
+        .map(|l| 2 * l.depth + l.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    writeln!(out, "entries:")?;
+    writeln!(
+        out,
+        "  {:width$}  {:<10}  {:<16}  {:<7}  {:>10}",
+        "path", "kind", "shape", "dtype", "bytes"
+    )?;
+    for line in &tree {
+        let name = format!("{}{}", "  ".repeat(line.depth), line.name);
+        match line.entry {
+            None => writeln!(out, "  {name}")?,
+            Some(idx) => {
+                let e = &i.entries[idx];
+                writeln!(
+                    out,
+                    "  {name:width$}  {:<10}  {:<16}  {:<7}  {:>10}",
+                    kind_name(e.kind),
+                    format!("{:?}", e.shape),
+                    format!("{:?}", e.dtype),
+                    human(e.byte_size())
+                )?;
+            }
+        }
+    }
+    let mut totals: BTreeMap<StateKind, (usize, usize, usize)> = BTreeMap::new();
+    for e in &i.entries {
+        let t = totals.entry(e.kind).or_default();
+        t.0 += 1;
+        t.1 = t.1.saturating_add(e.shape.iter().product::<usize>());
+        t.2 = t.2.saturating_add(e.byte_size());
+    }
+    let all_bytes: usize = totals.values().map(|t| t.2).sum();
+    writeln!(
+        out,
+        "totals: {} entries, {} of tensor data, {} of header",
+        i.entries.len(),
+        human(all_bytes),
+        human(i.file_bytes.saturating_sub(all_bytes))
+    )?;
+    for (kind, (n, values, bytes)) in totals {
+        writeln!(
+            out,
+            "  {:<10}  {n} entries, {values} values, {}",
+            kind_name(kind),
+            human(bytes)
+        )?;
+    }
+    Ok(())
+}
+
+/// Prints a diff report and its verdict.
+pub fn print_diff(
+    file: &Path,
+    model_file: &Path,
+    report: &LoadReport,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "loading {} into a model with the entries of {}:",
+        file.display(),
+        model_file.display()
+    )?;
+    write!(out, "{report}")?;
+    let problems = report.missing.len()
+        + report.unexpected.len()
+        + report.shape_mismatches.len()
+        + report.dtype_mismatches.len();
+    if problems == 0 {
+        writeln!(out, "a strict load would succeed")
+    } else {
+        writeln!(out, "a strict load would fail: {problems} problems")
+    }
+}

@@ -1,0 +1,109 @@
+//! The load shared by files, byte buffers and tensor maps: plan, refuse or report, then write.
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Tensor};
+use safetensors::tensor::TensorView;
+
+pub(crate) use super::copy::Values;
+use super::file::parse_bytes;
+use super::plan::{model_specs, plan};
+use super::{EntrySpec, LoadOptions, LoadReport};
+use crate::{CheckpointError, Module, Result};
+
+impl<'a> Values<'a> {
+    /// The raw bytes of a safetensors view (its dtype was checked by the plan).
+    pub(crate) fn from_view(view: &'a TensorView<'a>) -> Result<Self> {
+        let dtype = DType::try_from(view.dtype())?;
+        Ok(Values::Bytes {
+            data: view.data(),
+            dtype,
+        })
+    }
+}
+
+/// Loads the entries `file` (values from `values(i)`) into `module`. Nothing is written unless
+/// the plan allows it: in strict mode every problem is reported at once and the model is left
+/// unchanged. `release(bytes)` is called with each part of raw file bytes once copied.
+pub(crate) fn load_entries<'v, M: Module>(
+    module: &M,
+    name: &str,
+    file: &[EntrySpec],
+    options: &LoadOptions,
+    values: impl Fn(usize) -> Result<Values<'v>>,
+    mut release: impl FnMut(&[u8]),
+) -> Result<LoadReport> {
+    let state = module.state();
+    let model = model_specs(module);
+    let plan = plan(&model, file, options);
+    if options.strict && !plan.report.is_clean() {
+        return Err(CheckpointError::Incompatible {
+            path: name.to_string(),
+            report: Box::new(plan.report),
+        }
+        .into());
+    }
+    for &(mi, fi) in &plan.matched {
+        let (key, var) = &state[mi];
+        let entry_err = |reason: String| CheckpointError::Entry {
+            path: name.to_string(),
+            key: key.clone(),
+            reason,
+        };
+        let value = values(fi).map_err(|e| entry_err(e.to_string()))?;
+        super::copy::write(var, value, &mut release).map_err(|e| entry_err(e.to_string()))?;
+    }
+    Ok(plan.report)
+}
+
+/// Loads a safetensors file held in memory (e.g. downloaded or `include_bytes!`) into
+/// `module`, exactly as [`load`](super::load) loads a file.
+pub fn load_bytes<M: Module>(
+    module: &M,
+    bytes: &[u8],
+    options: &LoadOptions,
+) -> Result<LoadReport> {
+    const NAME: &str = "<bytes>";
+    let tensors = parse_bytes(NAME, bytes)?;
+    let views: Vec<_> = tensors.iter().collect();
+    let specs: Vec<EntrySpec> = views
+        .iter()
+        .map(|(name, view)| EntrySpec::from_file(*name, view.shape().to_vec(), view.dtype()))
+        .collect();
+    load_entries(
+        module,
+        NAME,
+        &specs,
+        options,
+        |i| Values::from_view(&views[i].1),
+        |_| {},
+    )
+}
+
+/// Loads tensors by key (e.g. the output of an [`Adapter`](super::Adapter), or
+/// `candle_core::safetensors::load`) into `module`, with the same checks and report as a file.
+pub fn load_map<'t, M, K>(
+    module: &M,
+    tensors: impl IntoIterator<Item = (&'t K, &'t Tensor)>,
+    options: &LoadOptions,
+) -> Result<LoadReport>
+where
+    M: Module,
+    K: AsRef<str> + ?Sized + 't,
+{
+    let sorted: BTreeMap<&str, &Tensor> =
+        tensors.into_iter().map(|(k, t)| (k.as_ref(), t)).collect();
+    let entries: Vec<(&str, &Tensor)> = sorted.into_iter().collect();
+    let specs: Vec<EntrySpec> = entries
+        .iter()
+        .map(|(k, t)| EntrySpec::from_file(*k, t.dims().to_vec(), t.dtype().into()))
+        .collect();
+    load_entries(
+        module,
+        "<tensor map>",
+        &specs,
+        options,
+        |i| Ok(Values::Tensor(entries[i].1)),
+        |_: &[u8]| {},
+    )
+}

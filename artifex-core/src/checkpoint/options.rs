@@ -1,0 +1,115 @@
+//! Options of saves and loads, and the dtype policy of a load.
+
+use std::collections::HashMap;
+
+use candle_core::DType;
+
+use crate::Result;
+
+/// Options of a save.
+#[derive(Clone, Debug, Default)]
+pub struct SaveOptions {
+    /// Model configuration as JSON, stored under `config` so a checkpoint can rebuild its model.
+    pub config_json: Option<String>,
+    /// More metadata entries.
+    pub extra: HashMap<String, String>,
+}
+
+impl SaveOptions {
+    /// Options that embed `config` (serialized with serde_json).
+    pub fn with_config<C: serde::Serialize>(config: &C) -> Result<Self> {
+        let json = serde_json::to_string(config)
+            .map_err(|e| crate::Error::config("SaveOptions", format!("config to JSON: {e}")))?;
+        Ok(Self {
+            config_json: Some(json),
+            extra: HashMap::new(),
+        })
+    }
+}
+
+/// What a load does when an entry's dtype differs from the model's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DtypePolicy {
+    /// Refuse: the entry is reported as a dtype mismatch (no silent precision change).
+    #[default]
+    Exact,
+    /// Convert floating-point entries (`F16`, `BF16`, `F32`, `F64`) to the model's float dtype,
+    /// rounding to nearest; each converted entry is listed in
+    /// [`LoadReport::converted`](super::LoadReport::converted). Integer entries (rng state)
+    /// must still match exactly.
+    ConvertFloats,
+}
+
+impl DtypePolicy {
+    /// Whether an entry stored as `file` may be loaded into a model entry of dtype `model`.
+    pub fn accepts(self, file: DType, model: DType) -> bool {
+        file == model || (self == DtypePolicy::ConvertFloats && is_float(file) && is_float(model))
+    }
+}
+
+/// The float dtypes [`DtypePolicy::ConvertFloats`] converts between.
+fn is_float(dtype: DType) -> bool {
+    matches!(dtype, DType::F16 | DType::BF16 | DType::F32 | DType::F64)
+}
+
+/// Options of a load.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Refuse any mismatch (the default); otherwise load what matches and report the rest.
+    pub strict: bool,
+    /// Read the entries under this key prefix (e.g. `"generator."` to load one submodule of a
+    /// larger file); other keys of the file are ignored, not reported as unexpected.
+    pub prefix: Option<String>,
+    /// Treat absent rng keys/counters as fine (files written by NNX or PyTorch tools carry no
+    /// artifex rng state); the model keeps its own.
+    pub rng_state_optional: bool,
+    /// Whether float entries of another dtype are refused (the default) or converted.
+    pub dtype: DtypePolicy,
+}
+
+impl LoadOptions {
+    /// All entries must match; nothing changes otherwise.
+    pub fn strict() -> Self {
+        Self {
+            strict: true,
+            prefix: None,
+            rng_state_optional: false,
+            dtype: DtypePolicy::Exact,
+        }
+    }
+
+    /// Load the matching entries, report the others.
+    pub fn lenient() -> Self {
+        Self {
+            strict: false,
+            ..Self::strict()
+        }
+    }
+
+    /// Strict on params and batch stats, rng state optional: for state exported by Flax NNX.
+    pub fn nnx() -> Self {
+        Self {
+            rng_state_optional: true,
+            ..Self::strict()
+        }
+    }
+
+    /// Reads only the entries under `prefix`.
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = Some(prefix.to_string());
+        self
+    }
+
+    /// Converts float entries to the model's dtype ([`DtypePolicy::ConvertFloats`]): an `f16`,
+    /// `bf16` or `f64` file into an `f32` model, or an `f32` file into an `f16` model.
+    pub fn with_dtype_conversion(mut self) -> Self {
+        self.dtype = DtypePolicy::ConvertFloats;
+        self
+    }
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self::strict()
+    }
+}
