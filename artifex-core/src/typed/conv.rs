@@ -10,6 +10,7 @@ use std::marker::PhantomData;
 use super::check::Channels;
 use super::dim::{Const, Dim, Dyn};
 use super::forward::{Build, Forward};
+use super::shape::HasLast;
 use super::tensor::Tensor;
 use crate::{Error, Module, Result, Rngs, StatePath, StateVisitor};
 
@@ -80,6 +81,17 @@ impl<const S: usize> Geometry for Valid<S> {
     const STRIDE: usize = S;
     const SAME: bool = false;
     type Spatial<D: Dim> = Dyn;
+}
+
+/// A channels-last image batch `(N, H, W, C)`, and its shape after a convolution.
+pub trait ImageShape: HasLast {
+    /// The shape after a convolution of geometry `G` with `D` output channels:
+    /// `(N, G::Spatial<H>, G::Spatial<W>, D)`.
+    type Conv<G: Geometry, D: Dim>: ImageShape<Last = D>;
+}
+
+impl<N: Dim, H: Dim, W: Dim, C: Dim> ImageShape for (N, H, W, C) {
+    type Conv<G: Geometry, D: Dim> = (N, G::Spatial<H>, G::Spatial<W>, D);
 }
 
 /// Output size of a convolution axis: `ceil(n / stride)` with SAME padding, `(n - k) / stride
@@ -222,24 +234,20 @@ impl<const CI: usize, const CO: usize, const K: usize, G: Geometry, B: ConvBacke
     }
 }
 
-impl<N, H, W, C, const CI: usize, const CO: usize, const K: usize, G, B> Forward<(N, H, W, C)>
+impl<S, const CI: usize, const CO: usize, const K: usize, G, B> Forward<S>
     for Conv2d<CI, CO, K, G, B>
 where
-    N: Dim,
-    H: Dim,
-    W: Dim,
-    C: Channels<CI>,
+    S: ImageShape,
+    S::Last: Channels<CI>,
     G: Geometry,
     B: ConvBackend,
 {
-    type Out = (N, G::Spatial<H>, G::Spatial<W>, Const<CO>);
+    // A projection of `S` (not a tuple spelled out here), so that a channel mismatch in a
+    // `Seq` is reported as the readable `SameChannels` error, not as a missing method.
+    type Out = S::Conv<G, Const<CO>>;
 
     #[inline]
-    fn forward_t(
-        &self,
-        x: &Tensor<(N, H, W, C)>,
-        _train: Option<bool>,
-    ) -> Result<Tensor<Self::Out>> {
+    fn forward_t(&self, x: &Tensor<S>, _train: Option<bool>) -> Result<Tensor<Self::Out>> {
         Ok(Tensor::assume(self.inner.forward_nhwc(x.inner())?))
     }
 }

@@ -60,7 +60,7 @@ pub use activation::{
 pub use batch_norm::BatchNorm;
 pub use check::{Channels, Features, SameChannels, SameFeatures, ShapeCheck};
 pub use conv::{
-    conv_output_size, Conv2d, ConvBackend, ConvSpec, Geometry, Same, SameStrided, Valid,
+    conv_output_size, Conv2d, ConvBackend, ConvSpec, Geometry, ImageShape, Same, SameStrided, Valid,
 };
 pub use dim::{Const, Dim, Dyn};
 pub use dropout::Dropout;
