@@ -1,5 +1,7 @@
 //! Every example runs here in a reduced mode, so none of them can rot.
 
+#[path = "../examples/bench_typed.rs"]
+mod bench_typed;
 #[path = "../examples/custom_vae.rs"]
 mod custom_vae;
 #[path = "../examples/integration.rs"]
@@ -16,6 +18,13 @@ fn out_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("artifex-example-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
+}
+
+#[test]
+fn bench_typed_example_reduced() {
+    let report = bench_typed::run(3, 1, 8).expect("bench_typed");
+    assert_eq!(report.steps, 3);
+    assert!(report.ratio > 0.0 && report.typed_ms > 0.0 && report.dynamic_ms > 0.0);
 }
 
 #[test]
