@@ -93,11 +93,11 @@ unit_activation!(
 
 /// Any [`Activation`] chosen at run time (from a config), as a typed, shape-preserving layer.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Act(pub Activation);
+pub struct DynActivation(pub Activation);
 
-stateless_module!(Act);
+stateless_module!(DynActivation);
 
-impl<S: Shape> Forward<S> for Act {
+impl<S: Shape> Forward<S> for DynActivation {
     type Out = S;
 
     #[inline]

@@ -55,7 +55,8 @@ mod then;
 mod transparent;
 
 pub use activation::{
-    Act, Gelu, GeluTanh, Identity, LogSoftmax, Relu, Sigmoid, Silu, Softmax, Softplus, Tanh,
+    DynActivation, Gelu, GeluTanh, Identity, LogSoftmax, Relu, Sigmoid, Silu, Softmax, Softplus,
+    Tanh,
 };
 pub use batch_norm::BatchNorm;
 pub use check::{Channels, Features, SameChannels, SameFeatures, ShapeCheck};

@@ -139,7 +139,7 @@ fn activations_match_the_functions() -> Result<()> {
     )?)?;
     assert_eq!(Relu.forward(&x)?.to_vec2::<f32>()?, [[0.0, 0.0, 2.0]]);
     assert_eq!(Identity.forward(&x)?.to_vec2::<f32>()?, x.to_vec2::<f32>()?);
-    let gelu = Act(crate::activation::Activation::Gelu).forward(&x)?;
+    let gelu = DynActivation(crate::activation::Activation::Gelu).forward(&x)?;
     assert_eq!(gelu.to_vec2::<f32>()?, Gelu.forward(&x)?.to_vec2::<f32>()?);
     let p = Softmax.forward(&x)?.sum_all()?.to_scalar::<f32>()?;
     assert!((p - 1.0).abs() < 1e-6);
