@@ -139,6 +139,7 @@ fn typed_inputs_are_checked_at_the_boundary() -> Result<()> {
 /// A channels-last convolution on candle's conv2d (stride 1 SAME or VALID), standing in for
 /// the dynamic `layers::Conv` of the `layers` branch.
 #[module]
+#[derive(Debug)]
 struct TestConv {
     #[param(init = lecun_normal, shape = [kernel, kernel, cin, cout])]
     kernel_param: Param,
@@ -215,5 +216,23 @@ fn typed_convolutions_chain_by_channels() -> Result<()> {
     let sized: typed::Tensor<(Dyn, Const<13>, Const<13>, Const<4>)> =
         net.layers.2.forward_sized(&net.layers.1.forward(&h)?)?;
     assert_eq!(bits(&sized), bits(&y));
+    Ok(())
+}
+
+/// A backend whose geometry disagrees with the type is caught at its output, not trusted.
+#[test]
+fn conv_backend_output_is_checked_against_the_type() -> Result<()> {
+    let valid = TestConv::new(1, 4, 3, 1, false, &mut Rngs::new(0))?;
+    let conv = Conv::<1, 4, Same>::from_dynamic(valid)?;
+    let x: typed::Tensor<Images<28, 28, 1>> = typed::Tensor::new(images(2)?)?;
+    let err = conv.forward(&x).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "typed Conv2d<1, 4, 3> (output of its ConvBackend): expected input of shape [*, 28, 28, 4], got [2, 26, 26, 4]"
+    );
+    let err = Conv::<2, 4, Same>::from_dynamic(TestConv::new(1, 4, 3, 1, true, &mut Rngs::new(0))?)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("maps 1 channels to 4"), "{err}");
     Ok(())
 }

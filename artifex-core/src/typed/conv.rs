@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use super::check::Channels;
 use super::dim::{Const, Dim, Dyn};
 use super::forward::{Build, Forward};
-use super::shape::HasLast;
+use super::shape::{HasLast, Shape};
 use super::tensor::Tensor;
 use crate::{Error, Module, Result, Rngs, StatePath, StateVisitor};
 
@@ -168,6 +168,20 @@ impl<const CI: usize, const CO: usize, const K: usize, G: Geometry, B: ConvBacke
         self.inner
     }
 
+    /// Runs the backend and checks its output against the type: the backend is a trait that
+    /// users implement, so its output is checked like any tensor entering the typed world.
+    fn run<T: Shape>(&self, x: &candle_core::Tensor) -> Result<Tensor<T>> {
+        let y = self.inner.forward_nhwc(x)?;
+        if !T::accepts(y.dims()) {
+            return Err(Error::Shape {
+                module: format!("typed Conv2d<{CI}, {CO}, {K}> (output of its ConvBackend)"),
+                expected: T::describe(),
+                got: y.dims().to_vec(),
+            });
+        }
+        Ok(Tensor::assume(y))
+    }
+
     /// Forward pass with the output size declared in the type (`HO`, `WO`, usually inferred
     /// from the annotation) and checked against the input's by a `const` assertion:
     /// a wrong declaration fails `cargo build` (a post-monomorphization error).
@@ -190,7 +204,7 @@ impl<const CI: usize, const CO: usize, const K: usize, G: Geometry, B: ConvBacke
                 "typed Conv2d: the declared output size differs from conv_output_size(input, K, stride, padding)"
             )
         };
-        Ok(Tensor::assume(self.inner.forward_nhwc(x.inner())?))
+        self.run(x.inner())
     }
 }
 
@@ -248,6 +262,6 @@ where
 
     #[inline]
     fn forward_t(&self, x: &Tensor<S>, _train: Option<bool>) -> Result<Tensor<Self::Out>> {
-        Ok(Tensor::assume(self.inner.forward_nhwc(x.inner())?))
+        self.run(x.inner())
     }
 }
