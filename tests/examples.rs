@@ -6,6 +6,8 @@ mod architecture_patterns;
 mod custom_gan;
 #[path = "../examples/custom_layers.rs"]
 mod custom_layers;
+#[path = "../examples/bench_typed.rs"]
+mod bench_typed;
 #[path = "../examples/custom_vae.rs"]
 mod custom_vae;
 #[path = "../examples/integration.rs"]
@@ -69,6 +71,10 @@ fn custom_gan_example_trains_and_writes_samples() {
     assert!(out
         .join("checkpoints/step-00000004/model.safetensors")
         .is_file());
+fn bench_typed_example_reduced() {
+    let report = bench_typed::run(3, 1, 8).expect("bench_typed");
+    assert_eq!(report.steps, 3);
+    assert!(report.ratio > 0.0 && report.typed_ms > 0.0 && report.dynamic_ms > 0.0);
 }
 
 #[test]

@@ -78,6 +78,7 @@ mod rng;
 mod state;
 mod summary;
 pub mod train;
+pub mod typed;
 
 pub use artifex_macros::{module, Module};
 pub use candle_core;
