@@ -65,6 +65,7 @@ mod containers;
 pub mod data;
 mod device;
 mod error;
+pub mod fast_paths;
 mod generative;
 pub mod image_grid;
 pub mod init;
