@@ -69,6 +69,7 @@ pub mod fast_paths;
 mod generative;
 pub mod image_grid;
 pub mod init;
+mod kernels;
 mod layer;
 pub mod layers;
 pub mod losses;
