@@ -54,7 +54,7 @@ impl Options {
         Self {
             batch: 128,
             samples: 1024,
-            steps: 200,
+            steps: 120,
             block: 10,
             warmup: 10,
             reps: 5,
