@@ -442,12 +442,17 @@ pub fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-/// Trains one variant for `steps` steps and prints its `VmHWM` (the `--child` mode).
+/// Trains one variant (`ours`, `plain`: ours with the fused kernels off, `ref`) for `steps`
+/// steps and prints its `VmHWM` (the `--child` mode; also handy under `perf stat`).
 fn child(variant: &str, steps: usize) -> Result<u64> {
     let device = Device::Cpu;
     let (x, eps) = inputs(Options::full().batch, &device)?;
     let mut trainee: Box<dyn Trainee> = match variant {
         "ours" => Box::new(Ours::new(&x)?),
+        "plain" => {
+            artifex_core::fast_paths::set_enabled(false);
+            Box::new(Ours::new(&x)?)
+        }
         _ => Box::new(Handwritten::new(&x, &eps)?),
     };
     for _ in 0..steps {

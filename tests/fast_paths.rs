@@ -1,4 +1,5 @@
-//! The fused CPU kernels against the plain candle-ops path on random inputs: outputs,
+//! The fused CPU kernels (Linear + bias, BatchNorm, ReLU, Adam) against the plain candle-ops
+//! path on random inputs: outputs,
 //! gradients (input and every param) and running statistics, in train and eval mode; and one
 //! whole CustomVAE training step. One test function, because the switch is process-wide.
 
@@ -97,9 +98,44 @@ fn vae_steps(fast: bool, x: &Tensor) -> VaeRun {
     (loss, first_grads, state)
 }
 
+/// Linear: output and d(sum(out * r))/d(x, kernel, bias).
+fn linear_run(fast: bool, x: &Tensor, r: &Tensor) -> Vec<Tensor> {
+    fast_paths::set_enabled(fast);
+    let layer = Linear::new(x.dim(1).unwrap(), r.dim(1).unwrap(), &mut Rngs::new(5)).unwrap();
+    layer
+        .bias
+        .as_ref()
+        .unwrap()
+        .set(&Tensor::arange(0f32, r.dim(1).unwrap() as f32, &Device::Cpu).unwrap())
+        .unwrap();
+    let xv = Var::from_tensor(x).unwrap();
+    let y = layer.forward(xv.as_tensor()).unwrap();
+    let grads = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
+    let mut out = vec![y, grads.get(xv.as_tensor()).unwrap().clone()];
+    for (_, p) in layer.named_params() {
+        out.push(grads.get(p.value()).unwrap().clone());
+    }
+    fast_paths::set_enabled(true);
+    out
+}
+
 #[test]
 fn fused_kernels_match_plain_ops() {
     let dev = Device::Cpu;
+    for (rows, din, dout) in [(128, 96, 40), (3, 5, 7), (1, 1, 1)] {
+        let x = Tensor::randn(0f32, 1.0, (rows, din), &dev).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (rows, dout), &dev).unwrap();
+        let fused = linear_run(true, &x, &r);
+        let plain = linear_run(false, &x, &r);
+        for (i, (a, b)) in fused.iter().zip(&plain).enumerate() {
+            assert_close(
+                a,
+                b,
+                1e-4 * (din as f32).sqrt(),
+                &format!("linear {rows}x{din}x{dout} #{i}"),
+            );
+        }
+    }
     for (rows, features) in [(128, 64), (7, 5), (1, 3)] {
         let x = (Tensor::randn(0f32, 2.0, (rows, features), &dev).unwrap() + 0.3).unwrap();
         let r = Tensor::randn(0f32, 1.0, (rows, features), &dev).unwrap();

@@ -5,6 +5,7 @@
 //! layers run their plain candle ops, so CUDA / Metal models keep working unchanged.
 
 pub(crate) mod batch_norm;
+pub(crate) mod linear;
 pub(crate) mod relu;
 
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
