@@ -1,5 +1,5 @@
 //! BatchNorm in training mode over `(rows, features)` as one custom op: the batch statistics
-//! in one pass (f64 sums), the normalization in one pass, and the backward
+//! in one pass, the normalization in one pass, and the backward
 //! (`dx`, `dscale`, `dbias`) in two passes, where the plain ops take about forty.
 //!
 //! The statistics are the plain path's: mean `E[x]` and biased variance
@@ -11,25 +11,26 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 use super::{cpu_f32, with_f32};
 
-/// Per-feature batch mean and biased variance of contiguous `f32` `x (rows, features)`.
+/// Per-feature batch mean and biased variance of contiguous `f32` `x (rows, features)`, with
+/// the plain path's f32 arithmetic (row-order sums scaled by `1 / rows`, then
+/// `max(E[x²] - E[x]², 0)`), which is also what NNX computes.
 pub(crate) fn batch_stats(x: &Tensor) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
     let (rows, features) = x.dims2()?;
     with_f32(x, |v| {
-        let mut sum = vec![0f64; features];
-        let mut sq = vec![0f64; features];
+        let mut sum = vec![0f32; features];
+        let mut sq = vec![0f32; features];
         for row in v.chunks_exact(features) {
             for ((s, q), &x) in sum.iter_mut().zip(sq.iter_mut()).zip(row) {
-                let x = x as f64;
                 *s += x;
                 *q += x * x;
             }
         }
-        let n = rows.max(1) as f64;
-        let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
-        let var = sum
+        let scale = (1.0 / rows.max(1) as f64) as f32;
+        let mean: Vec<f32> = sum.iter().map(|s| s * scale).collect();
+        let var = sq
             .iter()
-            .zip(&sq)
-            .map(|(s, q)| (q / n - (s / n) * (s / n)).max(0.0) as f32)
+            .zip(&mean)
+            .map(|(q, m)| (q * scale - m * m).max(0.0))
             .collect();
         Ok((mean, var))
     })
