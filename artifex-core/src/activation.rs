@@ -26,6 +26,9 @@ use crate::{Error, Result};
 
 /// `max(x, 0)`, with gradient 0 at 0 as jax.
 pub fn relu(x: &Tensor) -> Result<Tensor> {
+    if crate::kernels::applies(x) {
+        return Ok(crate::kernels::relu::relu(x)?);
+    }
     Ok(x.gt(0.0)?.where_cond(x, &x.zeros_like()?)?)
 }
 

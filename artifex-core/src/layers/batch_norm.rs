@@ -65,16 +65,16 @@ impl BatchNorm {
         self.path
             .expect_features("BatchNorm", x, 2, self.num_features)?;
         super::over_rows(x, self.num_features, |x2| {
-            let (mean, var) = if self.mode.resolve(train) {
+            let training = self.mode.resolve(train);
+            if training {
+                if let Some(y) = self.fused_train(x2)? {
+                    return Ok(y);
+                }
+            }
+            let (mean, var) = if training {
                 let mean = x2.mean_keepdim(0)?;
                 let var = (x2.sqr()?.mean_keepdim(0)? - mean.sqr()?)?.relu()?;
-                let m = self.momentum;
-                let update = |stat: &BatchStat, batch: &Tensor| -> Result<()> {
-                    let batch = batch.detach().squeeze(0)?;
-                    stat.set(&((stat.value() * m)? + (batch * (1.0 - m))?)?)
-                };
-                update(&self.mean, &mean)?;
-                update(&self.var, &var)?;
+                self.update_running(&mean.detach().squeeze(0)?, &var.detach().squeeze(0)?)?;
                 (mean, var)
             } else {
                 (
@@ -92,6 +92,37 @@ impl BatchNorm {
             }
             Ok(y)
         })
+    }
+}
+
+impl BatchNorm {
+    /// `running = momentum * running + (1 - momentum) * batch` for `(features,)` statistics.
+    fn update_running(&self, mean: &Tensor, var: &Tensor) -> Result<()> {
+        let m = self.momentum;
+        for (stat, batch) in [(&self.mean, mean), (&self.var, var)] {
+            stat.set(&((stat.value() * m)? + (batch * (1.0 - m))?)?)?;
+        }
+        Ok(())
+    }
+
+    /// The fused CPU kernel of training mode, when it applies (contiguous f32 CPU data, scale
+    /// and bias present, fast paths on); `None` otherwise.
+    fn fused_train(&self, x2: &Tensor) -> Result<Option<Tensor>> {
+        use crate::kernels::{applies, batch_norm};
+        let (Some(scale), Some(bias)) = (&self.scale, &self.bias) else {
+            return Ok(None);
+        };
+        if !(applies(x2) && applies(scale) && applies(bias) && applies(&self.mean.value())) {
+            return Ok(None);
+        }
+        let (mean, var) = batch_norm::batch_stats(x2)?;
+        let dev = x2.device();
+        self.update_running(
+            &Tensor::from_slice(&mean, self.num_features, dev)?,
+            &Tensor::from_slice(&var, self.num_features, dev)?,
+        )?;
+        let y = batch_norm::batch_norm_train(x2, mean, &var, scale, bias, self.epsilon)?;
+        Ok(Some(y))
     }
 }
 

@@ -55,6 +55,12 @@ impl Linear {
                 .map_err(Into::into);
         }
         super::over_rows(x, self.out_features, |x2| {
+            if let Some(b) = &self.bias {
+                use crate::kernels::{applies, linear};
+                if applies(x2) && applies(&self.kernel) && applies(b) {
+                    return Ok(linear::linear_bias(x2, &self.kernel, b)?);
+                }
+            }
             let y = x2.matmul(&self.kernel)?;
             Ok(match &self.bias {
                 Some(b) => y.broadcast_add(b)?,

@@ -23,6 +23,7 @@
 //! ```
 
 mod adam;
+mod adam_update;
 mod clip;
 mod schedule;
 mod sgd;

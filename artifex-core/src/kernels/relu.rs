@@ -1,0 +1,39 @@
+//! ReLU as one custom op: forward one pass, backward one pass (`grad` where `x > 0`, else 0:
+//! JAX's convention at 0, as the plain `where_cond` path of [`crate::activation::relu`]).
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+
+use super::{cpu_f32, with_f32};
+
+struct Relu;
+
+impl CustomOp1 for Relu {
+    fn name(&self) -> &'static str {
+        "artifex-relu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let Some(x) = cpu_f32(s, l) else {
+            candle_core::bail!("artifex-relu: expected contiguous f32 data");
+        };
+        let y: Vec<f32> = x.iter().map(|&v| if v > 0.0 { v } else { 0.0 }).collect();
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let dx = with_f32(x, |x| {
+            with_f32(grad, |g| {
+                Ok(x.iter()
+                    .zip(g)
+                    .map(|(&x, &g)| if x > 0.0 { g } else { 0.0 })
+                    .collect::<Vec<f32>>())
+            })
+        })?;
+        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
+    }
+}
+
+/// `max(x, 0)` as the fused op; only for tensors where [`super::applies`] holds.
+pub(crate) fn relu(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.apply_op1(Relu)
+}
