@@ -2,12 +2,12 @@
 
 #[path = "../examples/architecture_patterns.rs"]
 mod architecture_patterns;
+#[path = "../examples/bench_typed.rs"]
+mod bench_typed;
 #[path = "../examples/custom_gan.rs"]
 mod custom_gan;
 #[path = "../examples/custom_layers.rs"]
 mod custom_layers;
-#[path = "../examples/bench_typed.rs"]
-mod bench_typed;
 #[path = "../examples/custom_vae.rs"]
 mod custom_vae;
 #[path = "../examples/integration.rs"]
@@ -71,6 +71,9 @@ fn custom_gan_example_trains_and_writes_samples() {
     assert!(out
         .join("checkpoints/step-00000004/model.safetensors")
         .is_file());
+}
+
+#[test]
 fn bench_typed_example_reduced() {
     let report = bench_typed::run(3, 1, 8).expect("bench_typed");
     assert_eq!(report.steps, 3);

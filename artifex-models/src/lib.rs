@@ -30,8 +30,8 @@ mod integration;
 mod residual_block;
 mod residual_network;
 mod stack;
-mod unet;
 mod typed_vae;
+mod unet;
 mod vae;
 
 pub use artifex_core::layers::{MultiHeadAttention, RegularizedLinear};
@@ -46,8 +46,8 @@ pub use integration::{GenerativeConfig, MyCustomGenerativeModel, MyCustomGenerat
 pub use residual_block::{ResidualBlock, ResidualBlockBuilder};
 pub use residual_network::{ResidualMlpBlock, ResidualNetwork, ResidualNetworkBuilder};
 pub use stack::dense_stack;
-pub use unet::{UNetBlock, UNetDecoder, UNetDecoderBuilder, UNetEncoder, UNetEncoderBuilder};
 pub use typed_vae::{
     Block, MnistImages, TypedDecoder, TypedEncoder, TypedVae, TypedVaeBuilder, TypedVaeOutput,
 };
+pub use unet::{UNetBlock, UNetDecoder, UNetDecoderBuilder, UNetEncoder, UNetEncoderBuilder};
 pub use vae::{CustomVAE, CustomVAEBuilder, VaeOutput};
