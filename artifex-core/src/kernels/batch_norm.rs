@@ -49,9 +49,9 @@ impl BatchNormTrain {
         let mul: Vec<f32> = self.inv_std.iter().zip(scale).map(|(i, s)| i * s).collect();
         let mut y = Vec::with_capacity(x.len());
         for row in x.chunks_exact(features) {
-            for f in 0..features {
-                y.push((row[f] - self.mean[f]) * mul[f] + bias[f]);
-            }
+            // Zipped iterators (no indexing) so the loop vectorizes.
+            let terms = row.iter().zip(self.mean.iter()).zip(&mul).zip(bias);
+            y.extend(terms.map(|(((&x, &m), &k), &b)| (x - m) * k + b));
         }
         y
     }
@@ -97,14 +97,17 @@ impl CustomOp3 for BatchNormTrain {
         let (dx, dscale, dbias) = with_f32(x, |x| {
             with_f32(grad, |g| {
                 with_f32(scale, |scale| {
-                    // dbias = sum g, dscale = sum g * xhat (f64 sums)
+                    // dbias = sum g, dscale = sum g * xhat (f64 sums; zipped loops vectorize)
                     let mut db = vec![0f64; features];
                     let mut ds = vec![0f64; features];
+                    let stats = self.mean.iter().zip(self.inv_std.iter());
                     for (xr, gr) in x.chunks_exact(features).zip(g.chunks_exact(features)) {
-                        for f in 0..features {
-                            let xhat = (xr[f] - self.mean[f]) * self.inv_std[f];
-                            db[f] += gr[f] as f64;
-                            ds[f] += (gr[f] * xhat) as f64;
+                        let sums = db.iter_mut().zip(ds.iter_mut());
+                        for (((b, s), (&m, &i)), (&x, &g)) in
+                            sums.zip(stats.clone()).zip(xr.iter().zip(gr))
+                        {
+                            *b += g as f64;
+                            *s += (g * ((x - m) * i)) as f64;
                         }
                     }
                     let db: Vec<f32> = db.iter().map(|&v| v as f32).collect();
@@ -115,12 +118,16 @@ impl CustomOp3 for BatchNormTrain {
                         .zip(self.inv_std.iter())
                         .map(|(s, i)| s * i)
                         .collect();
+                    let db_n: Vec<f32> = db.iter().map(|v| v / n).collect();
+                    let ds_n: Vec<f32> = ds.iter().map(|v| v / n).collect();
+                    let per_feature = self.mean.iter().zip(self.inv_std.iter()).zip(&k);
+                    let per_feature = per_feature.zip(db_n.iter().zip(&ds_n));
                     let mut dx = Vec::with_capacity(x.len());
                     for (xr, gr) in x.chunks_exact(features).zip(g.chunks_exact(features)) {
-                        for f in 0..features {
-                            let xhat = (xr[f] - self.mean[f]) * self.inv_std[f];
-                            dx.push(k[f] * (gr[f] - db[f] / n - xhat * ds[f] / n));
-                        }
+                        let terms = xr.iter().zip(gr).zip(per_feature.clone());
+                        dx.extend(terms.map(|((&x, &g), (((&m, &i), &k), (&db_n, &ds_n)))| {
+                            k * (g - db_n - ((x - m) * i) * ds_n)
+                        }));
                     }
                     Ok((dx, ds, db))
                 })

@@ -1,11 +1,12 @@
-//! `x @ kernel + bias` as one custom op: candle's CPU matmul with the bias added in the same
-//! output buffer, and a backward of two matmuls and one column sum, without the separate
-//! broadcast-add node (its forward pass, its gradient and its accumulation).
+//! `x @ kernel + bias` as one custom op on direct `gemm` calls: the forward writes the bias
+//! rows and accumulates the product onto them in one buffer; the backward reads the
+//! transposed operands through strides (no copies), skips the input gradient when the input
+//! is a constant (the data batch), and sums the bias gradient in one pass.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
-use super::cpu_f32;
+use super::gemm::{matmul, MatRef};
+use super::{cpu_f32, with_f32};
 
 struct LinearBias;
 
@@ -25,8 +26,10 @@ impl CustomOp3 for LinearBias {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (m, k) = l1.shape().dims2()?;
         let (k2, n) = l2.shape().dims2()?;
-        let Some(bias) = cpu_f32(s3, l3) else {
-            candle_core::bail!("artifex-linear-bias: expected contiguous f32 bias");
+        let (Some(x), Some(kernel), Some(bias)) =
+            (cpu_f32(s1, l1), cpu_f32(s2, l2), cpu_f32(s3, l3))
+        else {
+            candle_core::bail!("artifex-linear-bias: expected contiguous f32 operands");
         };
         if k != k2 || bias.len() != n {
             candle_core::bail!(
@@ -34,15 +37,12 @@ impl CustomOp3 for LinearBias {
                 bias.len()
             );
         }
-        let y = s1.matmul(s2, (1, m, n, k), l1, l2)?;
-        let CpuStorage::F32(mut y) = y else {
-            candle_core::bail!("artifex-linear-bias: expected f32 output");
-        };
-        for row in y.chunks_exact_mut(n) {
-            for (v, b) in row.iter_mut().zip(bias) {
-                *v += b;
-            }
+        let mut y = Vec::with_capacity(m * n);
+        for _ in 0..m {
+            y.extend_from_slice(bias);
         }
+        let x = MatRef::row_major(x, m, k);
+        matmul(&mut y, true, x, MatRef::row_major(kernel, k, n))?;
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 
@@ -54,11 +54,37 @@ impl CustomOp3 for LinearBias {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (x, kernel, grad) = (x.detach(), kernel.detach(), grad.detach());
-        let dx = grad.matmul(&kernel.t()?)?;
-        let dkernel = x.t()?.matmul(&grad)?;
-        let dbias = grad.sum(0)?;
-        Ok((Some(dx), Some(dkernel), Some(dbias)))
+        let ((m, k), n) = (x.dims2()?, kernel.dim(1)?);
+        let dev = x.device();
+        with_f32(grad, |g| {
+            let g = MatRef::row_major(g, m, n);
+            // dx = g @ kernel^T, only when x depends on something trainable.
+            let dx = if x.track_op() {
+                let mut dx = vec![0f32; m * k];
+                with_f32(kernel, |w| {
+                    matmul(&mut dx, false, g, MatRef::row_major(w, k, n).t())
+                })?;
+                Some(Tensor::from_vec(dx, (m, k), dev)?)
+            } else {
+                None
+            };
+            // dkernel = x^T @ g
+            let mut dw = vec![0f32; k * n];
+            with_f32(x, |x| {
+                matmul(&mut dw, false, MatRef::row_major(x, m, k).t(), g)
+            })?;
+            let mut db = vec![0f32; n];
+            for row in g.data.chunks_exact(n) {
+                for (s, v) in db.iter_mut().zip(row) {
+                    *s += v;
+                }
+            }
+            Ok((
+                dx,
+                Some(Tensor::from_vec(dw, (k, n), dev)?),
+                Some(Tensor::from_vec(db, n, dev)?),
+            ))
+        })
     }
 }
 

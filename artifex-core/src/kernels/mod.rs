@@ -5,6 +5,7 @@
 //! layers run their plain candle ops, so CUDA / Metal models keep working unchanged.
 
 pub(crate) mod batch_norm;
+pub(crate) mod gemm;
 pub(crate) mod linear;
 pub(crate) mod relu;
 
@@ -43,5 +44,70 @@ pub(crate) fn with_f32<R>(
             None => candle_core::bail!("fused kernel: expected f32 data, got {:?}", t.dtype()),
         },
         _ => candle_core::bail!("fused kernel: expected a CPU tensor"),
+    }
+}
+
+/// Runs `f` on the contiguous `f32` CPU data of `t`, mutably and in place (under the write
+/// lock of `t`'s storage); `Ok(None)` when `t` is not contiguous `f32` on the CPU, and `f`
+/// never runs.
+///
+/// Locks nest: calling this for two tensors that share one storage would deadlock, so callers
+/// check [`shares_storage`] first.
+pub(crate) fn with_f32_mut<R>(
+    t: &Tensor,
+    f: impl FnOnce(&mut [f32]) -> candle_core::Result<R>,
+) -> candle_core::Result<Option<R>> {
+    {
+        let (storage, layout) = t.storage_and_layout();
+        let on_cpu_f32 = matches!(&*storage, Storage::Cpu(CpuStorage::F32(_)));
+        if !on_cpu_f32 || !layout.is_contiguous() {
+            return Ok(None);
+        }
+    }
+    let op = MutAccess {
+        f: std::cell::RefCell::new(Some(f)),
+        out: std::cell::RefCell::new(None),
+    };
+    t.inplace_op1(&op)?;
+    Ok(op.out.into_inner())
+}
+
+/// Whether any two of `ts` share a storage (so their locks must not nest).
+pub(crate) fn shares_storage(ts: &[&Tensor]) -> bool {
+    let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout().0).collect();
+    guards.iter().enumerate().any(|(i, a)| {
+        guards[i + 1..]
+            .iter()
+            .any(|b| std::ptr::eq::<Storage>(&**a, &**b))
+    })
+}
+
+/// The in-place op behind [`with_f32_mut`]: hands the locked slice to a closure once.
+struct MutAccess<F, R> {
+    f: std::cell::RefCell<Option<F>>,
+    out: std::cell::RefCell<Option<R>>,
+}
+
+impl<F, R> candle_core::InplaceOp1 for MutAccess<F, R>
+where
+    F: FnOnce(&mut [f32]) -> candle_core::Result<R>,
+{
+    fn name(&self) -> &'static str {
+        "artifex-mut-access"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let (CpuStorage::F32(v), Some((start, end))) = (storage, layout.contiguous_offsets())
+        else {
+            candle_core::bail!("artifex-mut-access: expected contiguous f32 data");
+        };
+        let Some(slice) = v.get_mut(start..end) else {
+            candle_core::bail!("artifex-mut-access: layout outside its storage");
+        };
+        let Some(f) = self.f.borrow_mut().take() else {
+            candle_core::bail!("artifex-mut-access: ran twice");
+        };
+        *self.out.borrow_mut() = Some(f(slice)?);
+        Ok(())
     }
 }

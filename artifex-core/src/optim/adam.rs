@@ -36,7 +36,10 @@ impl Default for AdamConfig {
 }
 
 /// The state and update shared by Adam and AdamW.
-#[derive(Clone, Debug)]
+///
+/// The moments are owned: the fused CPU update writes them in place, so `Clone`,
+/// `state_tensors` and `load_state` copy them instead of sharing storage.
+#[derive(Debug)]
 struct AdamCore {
     name: &'static str,
     params: Vec<(String, Param)>,
@@ -46,6 +49,28 @@ struct AdamCore {
     mu: Vec<Tensor>,
     nu: Vec<Tensor>,
     step: u64,
+}
+
+impl Clone for AdamCore {
+    fn clone(&self) -> Self {
+        // A copy fails only on an accelerator (out of memory, ...), where the update never
+        // runs in place, so sharing the storage is then harmless.
+        let own = |ts: &[Tensor]| -> Vec<Tensor> {
+            ts.iter()
+                .map(|t| t.copy().unwrap_or_else(|_| t.clone()))
+                .collect()
+        };
+        Self {
+            name: self.name,
+            params: self.params.clone(),
+            schedule: self.schedule.clone(),
+            config: self.config.clone(),
+            weight_decay: self.weight_decay,
+            mu: own(&self.mu),
+            nu: own(&self.nu),
+            step: self.step,
+        }
+    }
 }
 
 impl AdamCore {
@@ -78,10 +103,12 @@ impl AdamCore {
             ));
         }
         let mut mu = Vec::with_capacity(params.len());
+        let mut nu = Vec::with_capacity(params.len());
         for (_, p) in &params {
+            // Separate storages: the fused update writes them in place.
             mu.push(p.zeros_like()?.detach());
+            nu.push(p.zeros_like()?.detach());
         }
-        let nu = mu.clone();
         Ok(Self {
             name,
             params,
@@ -94,8 +121,8 @@ impl AdamCore {
         })
     }
 
-    /// Per parameter with a gradient: one fused pass for contiguous f32 CPU tensors, else 13
-    /// tensor ops (14 with weight decay); no host sync either way.
+    /// Per parameter with a gradient: one fused in-place pass for contiguous f32 CPU tensors,
+    /// else 13 tensor ops (14 with weight decay); no host sync either way.
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         let lr = self.schedule.lr_at(self.step);
         let t = self.step + 1;
@@ -121,10 +148,7 @@ impl AdamCore {
             // Gradients can carry the backward graph (they are built from tracked forward
             // tensors); detached, the optimizer state never keeps a step's graph alive.
             let g = g.detach();
-            let (mu, nu, value) = update(p.value(), &g, &self.mu[i], &self.nu[i], &coefs)?;
-            p.set(&value)?;
-            self.mu[i] = mu;
-            self.nu[i] = nu;
+            update(p, &g, &mut self.mu[i], &mut self.nu[i], &coefs)?;
         }
         self.step = t;
         Ok(())
@@ -139,13 +163,21 @@ impl AdamCore {
 
     fn state_tensors(&self) -> Result<Vec<(String, Tensor)>> {
         let mut out = vec![step_entry(self.step)?];
-        out.extend(self.keys().map(|(k, t)| (k, t.clone())));
+        // Copies: the moments are updated in place, a snapshot must not move with them.
+        for (k, t) in self.keys() {
+            out.push((k, t.copy()?));
+        }
         Ok(out)
     }
 
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
         let expected: Vec<(String, &Tensor)> = self.keys().collect();
-        let (step, mut values) = check_and_take(self.name, &expected, state)?;
+        let (step, values) = check_and_take(self.name, &expected, state)?;
+        // Own copies: the moments are updated in place, the caller's tensors must not move.
+        let mut values = values
+            .iter()
+            .map(Tensor::copy)
+            .collect::<candle_core::Result<Vec<_>>>()?;
         let nu = values.split_off(self.params.len());
         self.mu = values;
         self.nu = nu;

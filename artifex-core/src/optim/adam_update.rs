@@ -1,10 +1,11 @@
 //! One Adam update of one tensor: the plain candle-ops path (any device) and a fused
-//! single-pass path for contiguous `f32` tensors on the CPU, which rounds exactly as the plain
-//! path does (same f32 operations in the same order), so results are bit-identical.
+//! single-pass in-place path for contiguous `f32` tensors on the CPU, which rounds exactly as
+//! the plain path does (same f32 operations in the same order), so results are bit-identical.
 
-use candle_core::{CpuStorage, Layout, Storage, Tensor};
+use candle_core::Tensor;
+use rayon::prelude::*;
 
-use crate::Result;
+use crate::{kernels, Param, Result};
 
 /// The per-step coefficients of the update (as `f64`; both paths round them to the tensor's
 /// dtype the way `Tensor::affine` does).
@@ -26,20 +27,23 @@ pub(super) struct Coefs {
     pub decay: Option<f64>,
 }
 
-/// `(mu, nu, new param value)` from the parameter value `p`, its gradient `g` and the moments.
+/// Updates `p`, `mu` and `nu` from the gradient `g`: one fused pass in place where
+/// [`fused_in_place`] applies, else the plain ops (new moment tensors, `p` set in place).
 pub(super) fn update(
-    p: &Tensor,
+    p: &Param,
     g: &Tensor,
-    mu: &Tensor,
-    nu: &Tensor,
+    mu: &mut Tensor,
+    nu: &mut Tensor,
     c: &Coefs,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    if crate::fast_paths::enabled() {
-        if let Some(out) = fused_cpu_f32(p, g, mu, nu, c)? {
-            return Ok(out);
-        }
+) -> Result<()> {
+    if crate::fast_paths::enabled() && fused_in_place(p.value(), g, mu, nu, c)? {
+        return Ok(());
     }
-    plain(p, g, mu, nu, c)
+    let (m, v, value) = plain(p.value(), g, mu, nu, c)?;
+    p.set(&value)?;
+    *mu = m;
+    *nu = v;
+    Ok(())
 }
 
 /// The reference path: 13 candle ops (14 with weight decay), on any device and dtype.
@@ -67,70 +71,113 @@ pub(super) fn plain(
     Ok((mu, nu, (value - update)?))
 }
 
-/// The contiguous `f32` CPU data of `t`, if it has such.
-fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout) -> Option<&'a [f32]> {
-    match storage {
-        Storage::Cpu(CpuStorage::F32(v)) => {
-            let (start, end) = layout.contiguous_offsets()?;
-            v.get(start..end)
-        }
-        _ => None,
-    }
-}
+/// Elements per parallel task of the fused update (tensors at most this long run on the
+/// calling thread).
+const CHUNK: usize = 1 << 15;
 
-/// One pass over the four tensors; `None` when they are not all contiguous `f32` on the CPU.
-pub(super) fn fused_cpu_f32(
+/// The update as one pass over `p`, `mu` and `nu` in place, on contiguous `f32` CPU tensors of
+/// one length that share no storage (the optimizer owns its moments; see `AdamCore`);
+/// `Ok(false)` when that does not hold, and nothing changed. Large tensors are split over
+/// rayon's threads; each element sees exactly the f32 operations of [`plain`], so results
+/// are bit-identical to it.
+pub(super) fn fused_in_place(
     p: &Tensor,
     g: &Tensor,
     mu: &Tensor,
     nu: &Tensor,
     c: &Coefs,
-) -> Result<Option<(Tensor, Tensor, Tensor)>> {
-    let (ps, pl) = p.storage_and_layout();
-    let (gs, gl) = g.storage_and_layout();
-    let (ms, ml) = mu.storage_and_layout();
-    let (ns, nl) = nu.storage_and_layout();
-    let (Some(pv), Some(gv), Some(mv), Some(nv)) = (
-        cpu_f32(&ps, pl),
-        cpu_f32(&gs, gl),
-        cpu_f32(&ms, ml),
-        cpu_f32(&ns, nl),
-    ) else {
-        return Ok(None);
-    };
-    let n = pv.len();
-    if gv.len() != n || mv.len() != n || nv.len() != n {
-        return Ok(None);
+) -> Result<bool> {
+    let all = [p, g, mu, nu];
+    let n = p.elem_count();
+    if !all
+        .iter()
+        .all(|t| kernels::applies(t) && t.elem_count() == n)
+        || kernels::shares_storage(&all)
+    {
+        return Ok(false);
     }
-    // Exactly the f32 operations of `plain` (`affine(m, a)` is `v * m + a` in f32).
-    let f = |v: f64| v as f32;
-    let (b1, c1, b2, c2) = (f(c.b1), f(1.0 - c.b1), f(c.b2), f(1.0 - c.b2));
-    let (inv_bc2, eps_root, eps, lr_bc1) = (f(c.inv_bc2), f(c.eps_root), f(c.eps), f(c.lr_bc1));
-    let decay = c.decay.map(f);
-    let mut mu_out = Vec::with_capacity(n);
-    let mut nu_out = Vec::with_capacity(n);
-    let mut p_out = Vec::with_capacity(n);
-    for i in 0..n {
-        let g = gv[i];
-        let m = (mv[i] * b1 + 0.0) + (g * c1 + 0.0);
-        let v = (nv[i] * b2 + 0.0) + ((g * g) * c2 + 0.0);
-        let denom = (v * inv_bc2 + eps_root).sqrt() * 1.0 + eps;
-        let u = (m * lr_bc1 + 0.0) / denom;
-        let w = match decay {
-            Some(d) => pv[i] * d + 0.0,
-            None => pv[i],
-        };
-        mu_out.push(m);
-        nu_out.push(v);
-        p_out.push(w - u);
+    let k = F32Coefs::new(c);
+    let done = kernels::with_f32_mut(p, |pv| {
+        let nested = kernels::with_f32_mut(mu, |mv| {
+            kernels::with_f32_mut(nu, |nv| {
+                kernels::with_f32(g, |gv| {
+                    if n <= CHUNK {
+                        k.apply(pv, mv, nv, gv);
+                    } else {
+                        pv.par_chunks_mut(CHUNK)
+                            .zip(mv.par_chunks_mut(CHUNK))
+                            .zip(nv.par_chunks_mut(CHUNK))
+                            .zip(gv.par_chunks(CHUNK))
+                            .for_each(|(((p, m), v), g)| k.apply(p, m, v, g));
+                    }
+                    Ok(())
+                })
+            })
+        })?;
+        Ok(nested.flatten().is_some())
+    })?;
+    Ok(done == Some(true))
+}
+
+/// [`Coefs`] rounded to `f32` as `Tensor::affine` rounds them.
+#[derive(Clone, Copy)]
+struct F32Coefs {
+    b1: f32,
+    c1: f32,
+    b2: f32,
+    c2: f32,
+    inv_bc2: f32,
+    eps_root: f32,
+    eps: f32,
+    lr_bc1: f32,
+    decay: Option<f32>,
+}
+
+impl F32Coefs {
+    fn new(c: &Coefs) -> Self {
+        let f = |v: f64| v as f32;
+        Self {
+            b1: f(c.b1),
+            c1: f(1.0 - c.b1),
+            b2: f(c.b2),
+            c2: f(1.0 - c.b2),
+            inv_bc2: f(c.inv_bc2),
+            eps_root: f(c.eps_root),
+            eps: f(c.eps),
+            lr_bc1: f(c.lr_bc1),
+            decay: c.decay.map(f),
+        }
     }
-    let shape = p.shape().clone();
-    let device = p.device();
-    Ok(Some((
-        Tensor::from_vec(mu_out, shape.clone(), device)?,
-        Tensor::from_vec(nu_out, shape.clone(), device)?,
-        Tensor::from_vec(p_out, shape, device)?,
-    )))
+
+    fn apply(&self, p: &mut [f32], mu: &mut [f32], nu: &mut [f32], g: &[f32]) {
+        match self.decay {
+            Some(d) => self.apply_with(p, mu, nu, g, |w| w * d + 0.0),
+            None => self.apply_with(p, mu, nu, g, |w| w),
+        }
+    }
+
+    /// Exactly the f32 operations of [`plain`] (`affine(m, a)` is `v * m + a` in f32), in a
+    /// loop the compiler vectorizes (square root and division included: both are exact).
+    #[inline(always)]
+    fn apply_with(
+        &self,
+        p: &mut [f32],
+        mu: &mut [f32],
+        nu: &mut [f32],
+        g: &[f32],
+        decay: impl Fn(f32) -> f32,
+    ) {
+        let k = *self;
+        for (((p, m), v), &g) in p.iter_mut().zip(mu.iter_mut()).zip(nu.iter_mut()).zip(g) {
+            let mn = (*m * k.b1 + 0.0) + (g * k.c1 + 0.0);
+            let vn = (*v * k.b2 + 0.0) + ((g * g) * k.c2 + 0.0);
+            let denom = (vn * k.inv_bc2 + k.eps_root).sqrt() * 1.0 + k.eps;
+            let u = (mn * k.lr_bc1 + 0.0) / denom;
+            *m = mn;
+            *v = vn;
+            *p = decay(*p) - u;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -155,22 +202,27 @@ mod tests {
     #[test]
     fn fused_matches_plain_bit_for_bit() -> Result<()> {
         let dev = Device::Cpu;
-        for decay in [None, Some(1.0 - 1e-3 * 1e-2)] {
-            let p = Tensor::randn(0f32, 1.0, (33, 17), &dev)?;
-            let mut mu = Tensor::zeros((33, 17), DType::F32, &dev)?;
-            let mut nu = mu.clone();
-            let mut w = p.clone();
-            let (mut mu2, mut nu2, mut w2) = (mu.clone(), nu.clone(), w.clone());
+        // Below and above the parallel chunk size.
+        for (dims, decay) in [
+            ((33, 17), None),
+            ((33, 17), Some(1.0 - 1e-5)),
+            ((300, 251), None),
+        ] {
+            let w = Param::new(&Tensor::randn(0f32, 1.0, dims, &dev)?)?;
+            let w2 = w.value().copy()?;
+            let mu = Tensor::zeros(dims, DType::F32, &dev)?;
+            let nu = Tensor::zeros(dims, DType::F32, &dev)?;
+            let (mut mu2, mut nu2, mut w2) = (mu.copy()?, nu.copy()?, w2);
+            let (mut mu, mut nu) = (mu, nu);
+            let ids = (mu.id(), nu.id());
             for t in 1..5 {
-                let g = Tensor::randn(0f32, 1.0, (33, 17), &dev)?;
+                let g = Tensor::randn(0f32, 1.0, dims, &dev)?;
                 let c = coefs(t, decay);
-                let fused = fused_cpu_f32(&w, &g, &mu, &nu, &c)?;
-                let Some((m, v, x)) = fused else {
-                    panic!("the fused path applies to contiguous f32 CPU tensors");
-                };
-                (mu, nu, w) = (m, v, x);
+                update(&w, &g, &mut mu, &mut nu, &c)?;
                 (mu2, nu2, w2) = plain(&w2, &g, &mu2, &nu2, &c)?;
-                for (a, b) in [(&mu, &mu2), (&nu, &nu2), (&w, &w2)] {
+                // In place: the moments are still the same tensors.
+                assert_eq!((mu.id(), nu.id()), ids);
+                for (a, b) in [(&mu, &mu2), (&nu, &nu2), (w.value(), &w2)] {
                     let a: Vec<f32> = a.flatten_all()?.to_vec1()?;
                     let b: Vec<f32> = b.flatten_all()?.to_vec1()?;
                     assert_eq!(a, b);
@@ -181,16 +233,30 @@ mod tests {
     }
 
     #[test]
-    fn falls_back_on_non_contiguous_or_other_dtypes() -> Result<()> {
+    fn falls_back_on_non_contiguous_shared_or_other_dtypes() -> Result<()> {
         let dev = Device::Cpu;
+        let c = coefs(1, None);
         let p = Tensor::randn(0f32, 1.0, (4, 3), &dev)?.t()?;
         let z = p.zeros_like()?;
-        assert!(fused_cpu_f32(&p, &z, &z, &z, &coefs(1, None))?.is_none());
-        let p = p.to_dtype(DType::F64)?.contiguous()?;
+        assert!(!fused_in_place(&p, &z, &z.copy()?, &z.copy()?, &c)?);
+        let p = p.contiguous()?;
         let z = p.zeros_like()?;
-        assert!(fused_cpu_f32(&p, &z, &z, &z, &coefs(1, None))?.is_none());
-        let (_, _, w) = update(&p, &z, &z, &z, &coefs(1, None))?;
-        assert_eq!(w.dims(), &[3, 4]);
+        // mu and nu sharing one storage: nested locks would deadlock, so no fused path.
+        assert!(!fused_in_place(&p, &z.copy()?, &z, &z, &c)?);
+        let p = p.to_dtype(DType::F64)?;
+        let z = p.zeros_like()?;
+        assert!(!fused_in_place(&p, &z, &z.copy()?, &z.copy()?, &c)?);
+        let w = Param::new(&p)?;
+        let (mut mu, mut nu) = (z.copy()?, z.copy()?);
+        update(&w, &z.ones_like()?, &mut mu, &mut nu, &c)?;
+        assert_eq!(w.dims(), vec![3, 4]);
+        assert!(w
+            .value()
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .iter()
+            .all(|v| v.is_finite()));
         Ok(())
     }
 }

@@ -368,3 +368,36 @@ fn optimizer_state_never_keeps_a_graph() {
         }
     }
 }
+
+/// The fused update writes the moments in place: clones, saved state and loaded state must
+/// each own their storage, or a later step would change them behind the caller's back.
+#[test]
+fn in_place_moments_are_never_shared() {
+    let p = param(&[1.0, -2.0, 3.0], DType::F32);
+    let mut opt = Adam::new(vec![("w".into(), p.clone())], 0.1).unwrap();
+    opt.step(&grads(&p, &[0.5, -1.0, 2.0])).unwrap();
+    let snapshot = |o: &dyn Optimizer| -> Vec<(String, Vec<f32>)> {
+        o.state_tensors()
+            .unwrap()
+            .into_iter()
+            .filter(|(k, _)| k != STEP_KEY)
+            .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1().unwrap()))
+            .collect()
+    };
+    let saved = opt.state_tensors().unwrap();
+    let before = snapshot(&opt);
+    let clone = opt.clone();
+    let mut loaded = Adam::new(vec![("w".into(), param(&[0.0; 3], DType::F32))], 0.1).unwrap();
+    let given: HashMap<String, Tensor> = saved.iter().cloned().collect();
+    loaded.load_state(&given).unwrap();
+    opt.step(&grads(&p, &[1.0, 1.0, 1.0])).unwrap();
+    assert_ne!(snapshot(&opt), before, "the step moved the moments");
+    assert_eq!(snapshot(&clone), before, "a clone keeps its own moments");
+    assert_eq!(snapshot(&loaded), before, "a loaded optimizer owns its moments");
+    let saved_now: Vec<(String, Vec<f32>)> = saved
+        .into_iter()
+        .filter(|(k, _)| k != STEP_KEY)
+        .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1().unwrap()))
+        .collect();
+    assert_eq!(saved_now, before, "saved state tensors are snapshots");
+}
