@@ -6,7 +6,7 @@
 //! `safetensors` (serialize / mmap deserialize + tensor creation).
 //!
 //! ```text
-//! cargo run --release --example bench_vae [-- --quick] [--steps 200] [--block 10]
+//! cargo run --release --example bench_vae [-- --quick] [--train-only] [--steps 200] [--block 10]
 //! ```
 //!
 //! Peak memory is the `VmHWM` (peak resident set) of a child process (this binary re-run with
@@ -46,6 +46,8 @@ pub struct Options {
     pub ckpt_widths: Vec<usize>,
     /// Measure peak memory in child processes (needs this binary as `current_exe`).
     pub memory: bool,
+    /// Only the training rows (`--train-only`).
+    pub train_only: bool,
 }
 
 impl Options {
@@ -60,6 +62,7 @@ impl Options {
             reps: 5,
             ckpt_widths: vec![2048, 2560, 2048],
             memory: true,
+            train_only: false,
         }
     }
 
@@ -75,6 +78,7 @@ impl Options {
             reps: 1,
             ckpt_widths: vec![64, 64, 64],
             memory: false,
+            train_only: false,
         }
     }
 }
@@ -472,9 +476,8 @@ fn child_peak(variant: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmHWM_kB ")?.trim().parse().ok())
 }
 
-/// Runs everything and prints the table.
-pub fn run(opts: &Options) -> Result<Report> {
-    let device = Device::Cpu;
+/// The training rows of the table: `(ours, plain ops, reference)` steps/s and the ratios.
+fn train_table(opts: &Options, device: &Device) -> Result<([f64; 3], f64, f64)> {
     println!(
         "bench_vae: CustomVAE 784-512-256-128 (BatchNorm train, ReLU), latent 20, batch {}, f32, \
          {} threads, {} timed steps each in blocks of {}",
@@ -483,16 +486,26 @@ pub fn run(opts: &Options) -> Result<Report> {
         opts.steps,
         opts.block
     );
-    let [ours_sps, plain_sps, ref_sps] = train(opts, &device)?;
+    let sps = train(opts, device)?;
+    let [ours_sps, plain_sps, ref_sps] = sps;
     let gflop = flops_per_step(opts.batch) / 1e9;
     println!("{:<34}{:>12}{:>12}{:>9}", "", "ours", "candle-nn", "ratio");
-    let row = |name: &str, a: f64, b: f64| {
-        println!("{name:<34}{a:>12.2}{b:>12.2}{:>8.2}x", a / b);
-        a / b
-    };
     let train_ratio = row("train steps/s", ours_sps, ref_sps);
     let plain_ratio = row("train steps/s, plain ops (no fused)", plain_sps, ref_sps);
     row("train GFLOP/s", ours_sps * gflop, ref_sps * gflop);
+    Ok((sps, train_ratio, plain_ratio))
+}
+
+/// Prints one row of the table and returns its ratio.
+fn row(name: &str, a: f64, b: f64) -> f64 {
+    println!("{name:<34}{a:>12.2}{b:>12.2}{:>8.2}x", a / b);
+    a / b
+}
+
+/// Runs everything and prints the table.
+pub fn run(opts: &Options) -> Result<Report> {
+    let device = Device::Cpu;
+    let ([ours_sps, _, ref_sps], train_ratio, plain_ratio) = train_table(opts, &device)?;
     let (sa, sb) = sampling(opts, &device)?;
     let sample_ratio = row(&format!("sample {} images /s", opts.samples), sa, sb);
     let (mb, save_ratio, save_sync_ratio, load_ratio) = checkpoint(opts)?;
@@ -552,6 +565,7 @@ fn parse() -> std::result::Result<(Options, Option<String>), String> {
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--quick" => opts = Options::quick(),
+            "--train-only" => opts.train_only = true,
             "--steps" | "--block" | "--child" => {
                 let v = it.next().ok_or(format!("{flag} needs a value"))?;
                 match flag.as_str() {
@@ -577,12 +591,15 @@ fn main() {
     let (opts, child_variant) = match parse() {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("error: {e}\nusage: bench_vae [--quick] [--steps N] [--block N]");
+            eprintln!(
+                "error: {e}\nusage: bench_vae [--quick] [--train-only] [--steps N] [--block N]"
+            );
             std::process::exit(2);
         }
     };
     let result = match child_variant {
         Some(v) => child(&v, opts.warmup + 20).map(|kb| println!("VmHWM_kB {kb}")),
+        None if opts.train_only => train_table(&opts, &Device::Cpu).map(drop),
         None => run(&opts).map(drop),
     };
     if let Err(e) = result {

@@ -1,6 +1,9 @@
 //! Checked `f32` matrix products on the `gemm` crate (candle's CPU matmul engine), called
 //! directly so a kernel can accumulate into an existing buffer (bias rows, gradients) and read
-//! transposed operands through strides, without copies.
+//! transposed operands through strides, without copies. Several products are cut into blocks
+//! of output rows and spread over candle's CPU worker pool ([`super::pool`]).
+
+use std::sync::Mutex;
 
 use gemm::Parallelism;
 
@@ -38,6 +41,16 @@ impl<'a> MatRef<'a> {
         }
     }
 
+    /// Rows `start..start + rows` as a matrix of their own.
+    fn row_block(self, start: usize, rows: usize) -> Self {
+        let offset = (start * self.row_stride).min(self.data.len());
+        Self {
+            data: &self.data[offset..],
+            rows,
+            ..self
+        }
+    }
+
     /// Whether every element lies inside `data`.
     fn in_bounds(&self) -> bool {
         if self.rows == 0 || self.cols == 0 {
@@ -51,35 +64,98 @@ impl<'a> MatRef<'a> {
     }
 }
 
-/// Threads for one product: the whole pool for large products, the calling thread for small
-/// ones, where handing work to other threads costs more than it saves.
-fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
-    let threads = rayon::current_num_threads();
-    if threads > 1 && m * n * k >= PARALLEL_MIN_MACS {
-        Parallelism::Rayon(threads)
+/// One product for [`matmuls`]: `dst = a @ b`, or `dst += a @ b` when `accumulate`.
+pub(crate) struct Product<'a> {
+    pub dst: &'a mut [f32],
+    pub accumulate: bool,
+    pub a: MatRef<'a>,
+    pub b: MatRef<'a>,
+}
+
+/// Multiply-adds below which a block is not worth a thread hand-off.
+const MIN_BLOCK_MACS: usize = 1 << 19;
+
+/// Output rows per block of an `m x k @ k x n` product on `threads` threads: a multiple of 16
+/// (the height of gemm's f32 micro-kernel) giving each block at least [`MIN_BLOCK_MACS`].
+fn block_rows(m: usize, n: usize, k: usize, threads: usize) -> usize {
+    let macs = m.saturating_mul(n).saturating_mul(k);
+    let parts = (macs / MIN_BLOCK_MACS).clamp(1, 2 * threads);
+    m.div_ceil(parts).next_multiple_of(16).max(1)
+}
+
+/// Runs independent products at once: each is cut into blocks of output rows and the blocks
+/// are spread over candle's worker pool; small work stays on the calling thread.
+pub(crate) fn matmuls(products: Vec<Product<'_>>) -> candle_core::Result<()> {
+    let threads = candle_core::utils::barrier_pool().n_workers() + 1;
+    let mut blocks = Vec::new();
+    for Product {
+        dst,
+        accumulate,
+        a,
+        b,
+    } in products
+    {
+        check(dst.len(), a, b)?;
+        let (m, n) = (a.rows, b.cols);
+        if m == 0 || n == 0 {
+            continue;
+        }
+        let rows = block_rows(m, n, a.cols, threads);
+        for (i, d) in dst.chunks_mut(rows * n).enumerate() {
+            let block = a.row_block(i * rows, d.len() / n);
+            blocks.push(Mutex::new(Some(Product {
+                dst: d,
+                accumulate,
+                a: block,
+                b,
+            })));
+        }
+    }
+    let failure = Mutex::new(None);
+    let run = |block: &Mutex<Option<Product<'_>>>| {
+        let taken = block.lock().map(|mut b| b.take()).unwrap_or(None);
+        if let Some(p) = taken {
+            if let Err(e) = matmul_serial(p.dst, p.accumulate, p.a, p.b) {
+                if let Ok(mut f) = failure.lock() {
+                    f.get_or_insert(e);
+                }
+            }
+        }
+    };
+    if blocks.len() <= 1 {
+        blocks.iter().for_each(run);
     } else {
-        Parallelism::None
+        super::pool::for_ranges(blocks.len(), |r| blocks[r].iter().for_each(run));
+    }
+    match failure.into_inner() {
+        Ok(None) => Ok(()),
+        Ok(Some(e)) => Err(e),
+        Err(_) => candle_core::bail!("artifex-gemm: a block panicked"),
     }
 }
 
-/// Multiply-adds from which a product is split over threads.
-const PARALLEL_MIN_MACS: usize = 1 << 26;
+/// Checks the shapes and bounds of `dst (dst_len) = a @ b`.
+fn check(dst_len: usize, a: MatRef<'_>, b: MatRef<'_>) -> candle_core::Result<()> {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if b.rows != k || dst_len != m * n || !a.in_bounds() || !b.in_bounds() {
+        candle_core::bail!(
+            "artifex-gemm: ({m}, {k}) @ ({}, {n}) into {dst_len} elements (or operands out of bounds)",
+            b.rows,
+        );
+    }
+    Ok(())
+}
 
-/// `dst (a.rows x b.cols, row-major) = a @ b`, or `dst += a @ b` when `accumulate`.
-pub(crate) fn matmul(
+/// `dst (a.rows x b.cols, row-major) = a @ b`, or `dst += a @ b` when `accumulate`, on the
+/// calling thread.
+pub(crate) fn matmul_serial(
     dst: &mut [f32],
     accumulate: bool,
     a: MatRef<'_>,
     b: MatRef<'_>,
 ) -> candle_core::Result<()> {
+    check(dst.len(), a, b)?;
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    if b.rows != k || dst.len() != m * n || !a.in_bounds() || !b.in_bounds() {
-        candle_core::bail!(
-            "artifex-gemm: ({m}, {k}) @ ({}, {n}) into {} elements (or operands out of bounds)",
-            b.rows,
-            dst.len()
-        );
-    }
     if m == 0 || n == 0 {
         return Ok(());
     }
@@ -90,9 +166,9 @@ pub(crate) fn matmul(
         return Ok(());
     }
     let s = |v: usize| v as isize;
-    // SAFETY: all three matrices were checked to lie inside their slices (`in_bounds`, and
-    // `dst` is exactly `m * n` row-major); `dst` is a unique borrow, so it aliases neither
-    // operand.
+    // SAFETY: all three matrices were checked to lie inside their slices (`check`: `a` and
+    // `b` in bounds, `dst` exactly `m * n` row-major); `dst` is a unique borrow, so it aliases
+    // neither operand.
     unsafe {
         gemm::gemm(
             m,
@@ -113,7 +189,7 @@ pub(crate) fn matmul(
             false,
             false,
             false,
-            parallelism(m, n, k),
+            Parallelism::None,
         );
     }
     Ok(())
@@ -159,15 +235,83 @@ mod tests {
         let a = MatRef::row_major(&a_data, m, k);
         let b = MatRef::row_major(&b_data, k, n);
         let mut dst = vec![0f32; m * n];
-        matmul(&mut dst, false, a, b)?;
+        matmul_serial(&mut dst, false, a, b)?;
         close(&dst, &naive(a, b));
         // a^T stored (k, m): read back transposed.
         let at_data: Vec<f32> = (0..k * m).map(|i| a_data[(i % m) * k + i / m]).collect();
         let at = MatRef::row_major(&at_data, k, m).t();
         let mut dst2 = vec![1f32; m * n];
-        matmul(&mut dst2, true, at, b)?;
+        matmul_serial(&mut dst2, true, at, b)?;
         let want: Vec<f32> = naive(a, b).iter().map(|v| v + 1.0).collect();
         close(&dst2, &want);
+        Ok(())
+    }
+
+    #[test]
+    fn blocked_products_match_whole_ones() -> candle_core::Result<()> {
+        let data = |n: usize| {
+            (0..n)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0)
+                .collect::<Vec<_>>()
+        };
+        // Large enough to be cut into row blocks; 300 rows is not a multiple of 16.
+        let (m, k, n) = (300, 70, 90);
+        let (a_data, b_data, c_data) = (data(m * k), data(k * n), data(m * n));
+        let a = MatRef::row_major(&a_data, m, k);
+        let b = MatRef::row_major(&b_data, k, n);
+        let c = MatRef::row_major(&c_data, m, n);
+        let (mut x, mut y) = (vec![0f32; m * n], vec![2f32; k * n]);
+        matmuls(vec![
+            Product {
+                dst: &mut x,
+                accumulate: false,
+                a,
+                b,
+            },
+            Product {
+                dst: &mut y,
+                accumulate: true,
+                a: a.t(),
+                b: c,
+            },
+        ])?;
+        close(&x, &naive(a, b));
+        let want: Vec<f32> = naive(a.t(), c).iter().map(|v| v + 2.0).collect();
+        close(&y, &want);
+        Ok(())
+    }
+
+    /// Row blocks give the bits of the whole product, so results do not depend on the number
+    /// of threads (the block size does).
+    #[test]
+    fn row_blocks_are_bitwise_the_whole_product() -> candle_core::Result<()> {
+        let data = |n: usize| {
+            (0..n)
+                .map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 300.0)
+                .collect::<Vec<_>>()
+        };
+        for (m, k, n) in [
+            (128, 784, 512),
+            (128, 512, 784),
+            (784, 128, 512),
+            (50, 33, 70),
+        ] {
+            let (a_data, b_data) = (data(m * k), data(k * n));
+            let a = MatRef::row_major(&a_data, m, k);
+            let b = MatRef::row_major(&b_data, k, n);
+            let mut whole = vec![0f32; m * n];
+            matmul_serial(&mut whole, false, a, b)?;
+            for rows in [16, 32, 48, 64] {
+                let mut blocked = vec![0f32; m * n];
+                for (i, d) in blocked.chunks_mut(rows * n).enumerate() {
+                    matmul_serial(d, false, a.row_block(i * rows, d.len() / n), b)?;
+                }
+                assert!(
+                    whole == blocked,
+                    "({m}, {k}) @ ({k}, {n}) in blocks of {rows} rows"
+                );
+            }
+        }
         Ok(())
     }
 
@@ -176,9 +320,17 @@ mod tests {
         let a = [0f32; 6];
         let view = MatRef::row_major(&a, 3, 3);
         let mut dst = vec![0f32; 9];
-        assert!(matmul(&mut dst, false, view, view).is_err());
+        assert!(matmul_serial(&mut dst, false, view, view).is_err());
         let ok = MatRef::row_major(&a, 2, 3);
         let mut dst = vec![0f32; 5];
-        assert!(matmul(&mut dst, false, ok, ok.t()).is_err());
+        assert!(matmul_serial(&mut dst, false, ok, ok.t()).is_err());
+        let mut dst = vec![0f32; 5];
+        let product = Product {
+            dst: &mut dst,
+            accumulate: false,
+            a: ok,
+            b: ok.t(),
+        };
+        assert!(matmuls(vec![product]).is_err());
     }
 }

@@ -5,7 +5,7 @@
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
-use super::gemm::{matmul, MatRef};
+use super::gemm::{matmuls, MatRef, Product};
 use super::{cpu_f32, with_f32};
 
 struct LinearBias;
@@ -41,8 +41,13 @@ impl CustomOp3 for LinearBias {
         for _ in 0..m {
             y.extend_from_slice(bias);
         }
-        let x = MatRef::row_major(x, m, k);
-        matmul(&mut y, true, x, MatRef::row_major(kernel, k, n))?;
+        let (x, kernel) = (MatRef::row_major(x, m, k), MatRef::row_major(kernel, k, n));
+        matmuls(vec![Product {
+            dst: &mut y,
+            accumulate: true,
+            a: x,
+            b: kernel,
+        }])?;
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 
@@ -56,35 +61,53 @@ impl CustomOp3 for LinearBias {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let ((m, k), n) = (x.dims2()?, kernel.dim(1)?);
         let dev = x.device();
-        with_f32(grad, |g| {
-            let g = MatRef::row_major(g, m, n);
-            // dx = g @ kernel^T, only when x depends on something trainable.
-            let dx = if x.track_op() {
-                let mut dx = vec![0f32; m * k];
-                with_f32(kernel, |w| {
-                    matmul(&mut dx, false, g, MatRef::row_major(w, k, n).t())
-                })?;
-                Some(Tensor::from_vec(dx, (m, k), dev)?)
-            } else {
-                None
-            };
-            // dkernel = x^T @ g
-            let mut dw = vec![0f32; k * n];
-            with_f32(x, |x| {
-                matmul(&mut dw, false, MatRef::row_major(x, m, k).t(), g)
-            })?;
-            let mut db = vec![0f32; n];
-            for row in g.data.chunks_exact(n) {
-                for (s, v) in db.iter_mut().zip(row) {
-                    *s += v;
-                }
-            }
-            Ok((
-                dx,
-                Some(Tensor::from_vec(dw, (k, n), dev)?),
-                Some(Tensor::from_vec(db, n, dev)?),
-            ))
-        })
+        let (x_t, kernel, grad) = (x.contiguous()?, kernel.contiguous()?, grad.contiguous()?);
+        let needs_dx = x.track_op();
+        let mut dx = vec![0f32; if needs_dx { m * k } else { 0 }];
+        let mut dw = vec![0f32; k * n];
+        let mut db = vec![0f32; n];
+        with_f32(&grad, |g| {
+            with_f32(&x_t, |xs| {
+                with_f32(&kernel, |w| {
+                    let g = MatRef::row_major(g, m, n);
+                    // dkernel = x^T @ g; dx = g @ kernel^T only when x depends on something
+                    // trainable (not for the data batch).
+                    let mut products = vec![Product {
+                        dst: &mut dw,
+                        accumulate: false,
+                        a: MatRef::row_major(xs, m, k).t(),
+                        b: g,
+                    }];
+                    if needs_dx {
+                        let kt = MatRef::row_major(w, k, n).t();
+                        products.push(Product {
+                            dst: &mut dx,
+                            accumulate: false,
+                            a: g,
+                            b: kt,
+                        });
+                    }
+                    matmuls(products)?;
+                    // dbias = column sums of g
+                    for row in g.data.chunks_exact(n) {
+                        for (s, v) in db.iter_mut().zip(row) {
+                            *s += v;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+        })?;
+        let dx = if needs_dx {
+            Some(Tensor::from_vec(dx, (m, k), dev)?)
+        } else {
+            None
+        };
+        Ok((
+            dx,
+            Some(Tensor::from_vec(dw, (k, n), dev)?),
+            Some(Tensor::from_vec(db, n, dev)?),
+        ))
     }
 }
 

@@ -7,6 +7,7 @@
 pub(crate) mod batch_norm;
 pub(crate) mod gemm;
 pub(crate) mod linear;
+pub(crate) mod pool;
 pub(crate) mod relu;
 
 use candle_core::{CpuStorage, Layout, Storage, Tensor};

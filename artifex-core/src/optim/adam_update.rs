@@ -2,8 +2,9 @@
 //! single-pass in-place path for contiguous `f32` tensors on the CPU, which rounds exactly as
 //! the plain path does (same f32 operations in the same order), so results are bit-identical.
 
+use std::sync::Mutex;
+
 use candle_core::Tensor;
-use rayon::prelude::*;
 
 use crate::{kernels, Param, Result};
 
@@ -78,7 +79,7 @@ const CHUNK: usize = 1 << 15;
 /// The update as one pass over `p`, `mu` and `nu` in place, on contiguous `f32` CPU tensors of
 /// one length that share no storage (the optimizer owns its moments; see `AdamCore`);
 /// `Ok(false)` when that does not hold, and nothing changed. Large tensors are split over
-/// rayon's threads; each element sees exactly the f32 operations of [`plain`], so results
+/// candle's CPU worker threads; each element sees exactly the f32 operations of [`plain`], so results
 /// are bit-identical to it.
 pub(super) fn fused_in_place(
     p: &Tensor,
@@ -103,13 +104,23 @@ pub(super) fn fused_in_place(
                 kernels::with_f32(g, |gv| {
                     if n <= CHUNK {
                         k.apply(pv, mv, nv, gv);
-                    } else {
-                        pv.par_chunks_mut(CHUNK)
-                            .zip(mv.par_chunks_mut(CHUNK))
-                            .zip(nv.par_chunks_mut(CHUNK))
-                            .zip(gv.par_chunks(CHUNK))
-                            .for_each(|(((p, m), v), g)| k.apply(p, m, v, g));
+                        return Ok(());
                     }
+                    let chunks: Vec<_> = pv
+                        .chunks_mut(CHUNK)
+                        .zip(mv.chunks_mut(CHUNK))
+                        .zip(nv.chunks_mut(CHUNK))
+                        .zip(gv.chunks(CHUNK))
+                        .map(|c| Mutex::new(Some(c)))
+                        .collect();
+                    kernels::pool::for_ranges(chunks.len(), |r| {
+                        for c in &chunks[r] {
+                            let taken = c.lock().map(|mut c| c.take()).unwrap_or(None);
+                            if let Some((((p, m), v), g)) = taken {
+                                k.apply(p, m, v, g);
+                            }
+                        }
+                    });
                     Ok(())
                 })
             })

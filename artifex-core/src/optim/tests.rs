@@ -393,7 +393,11 @@ fn in_place_moments_are_never_shared() {
     opt.step(&grads(&p, &[1.0, 1.0, 1.0])).unwrap();
     assert_ne!(snapshot(&opt), before, "the step moved the moments");
     assert_eq!(snapshot(&clone), before, "a clone keeps its own moments");
-    assert_eq!(snapshot(&loaded), before, "a loaded optimizer owns its moments");
+    assert_eq!(
+        snapshot(&loaded),
+        before,
+        "a loaded optimizer owns its moments"
+    );
     let saved_now: Vec<(String, Vec<f32>)> = saved
         .into_iter()
         .filter(|(k, _)| k != STEP_KEY)
