@@ -100,6 +100,8 @@ pub struct Report {
     pub save_ratio: f64,
     /// Checkpoint save ratio against raw `serialize_to_file` followed by `fsync`.
     pub save_sync_ratio: f64,
+    /// Ratio of a save with `SaveOptions::durable(false)` against raw `serialize_to_file`.
+    pub save_no_sync_ratio: f64,
     /// Checkpoint load ratio against raw mmap + deserialize + tensor creation.
     pub load_ratio: f64,
     /// Peak memory ratio (None when not measured).
@@ -397,8 +399,19 @@ fn raw_load(path: &std::path::Path) -> Result<Vec<Tensor>> {
     Ok(out)
 }
 
-/// Returns (megabytes, save ratio, save ratio against raw + fsync, load ratio).
-fn checkpoint(opts: &Options) -> Result<(f64, f64, f64, f64)> {
+/// Save/load ratios (ours / raw) of [`checkpoint`].
+struct CheckpointRatios {
+    megabytes: f64,
+    /// Our default (durable) save against raw `serialize_to_file`.
+    save: f64,
+    /// Our default save against raw `serialize_to_file` + `fsync`.
+    save_sync: f64,
+    /// Our save with `durable(false)` against raw `serialize_to_file`.
+    save_no_sync: f64,
+    load: f64,
+}
+
+fn checkpoint(opts: &Options) -> Result<CheckpointRatios> {
     let dir = std::env::temp_dir().join(format!("artifex-bench-vae-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(io_err)?;
     let ours_path = dir.join("ours.safetensors");
@@ -416,6 +429,13 @@ fn checkpoint(opts: &Options) -> Result<(f64, f64, f64, f64)> {
         || model.save_safetensors(&ours_path),
         || raw_save(&model, &raw_path, true),
     )?;
+    let no_sync = SaveOptions::default().durable(false);
+    let (save_ours_fast, save_raw_3) = interleaved(
+        opts.reps,
+        1,
+        || model.save_safetensors_with(&ours_path, &no_sync),
+        || raw_save(&model, &raw_path, false),
+    )?;
     let bytes = std::fs::metadata(&ours_path).map_err(io_err)?.len();
     let (load_ours, load_raw) = interleaved(
         opts.reps,
@@ -425,12 +445,13 @@ fn checkpoint(opts: &Options) -> Result<(f64, f64, f64, f64)> {
     )?;
     let _ = std::fs::remove_dir_all(&dir);
     let ratio = |raw: Duration, ours: Duration| raw.as_secs_f64() / ours.as_secs_f64().max(1e-12);
-    Ok((
-        bytes as f64 / 1e6,
-        ratio(save_raw, save_ours),
-        ratio(save_raw_sync, save_ours_2),
-        ratio(load_raw, load_ours),
-    ))
+    Ok(CheckpointRatios {
+        megabytes: bytes as f64 / 1e6,
+        save: ratio(save_raw, save_ours),
+        save_sync: ratio(save_raw_sync, save_ours_2),
+        save_no_sync: ratio(save_raw_3, save_ours_fast),
+        load: ratio(load_raw, load_ours),
+    })
 }
 
 /// Peak resident set (`VmHWM`) of this process in kB (Linux; 0 elsewhere).
@@ -508,25 +529,19 @@ pub fn run(opts: &Options) -> Result<Report> {
     let ([ours_sps, _, ref_sps], train_ratio, plain_ratio) = train_table(opts, &device)?;
     let (sa, sb) = sampling(opts, &device)?;
     let sample_ratio = row(&format!("sample {} images /s", opts.samples), sa, sb);
-    let (mb, save_ratio, save_sync_ratio, load_ratio) = checkpoint(opts)?;
-    println!(
-        "{:<34}{:>12}{:>12}{save_ratio:>8.2}x",
-        format!("checkpoint save ({mb:.0} MB)"),
-        "ours",
-        "raw st"
-    );
-    println!(
-        "{:<34}{:>12}{:>12}{save_sync_ratio:>8.2}x",
-        format!("checkpoint save ({mb:.0} MB)"),
-        "ours",
-        "raw+fsync"
-    );
-    println!(
-        "{:<34}{:>12}{:>12}{load_ratio:>8.2}x",
-        format!("checkpoint load ({mb:.0} MB)"),
-        "ours",
-        "raw st"
-    );
+    let c = checkpoint(opts)?;
+    let mb = c.megabytes;
+    let ratio_row = |what: &str, ours: &str, raw: &str, r: f64| {
+        println!(
+            "{:<34}{ours:>12}{raw:>12}{r:>8.2}x",
+            format!("{what} ({mb:.0} MB)")
+        );
+    };
+    ratio_row("checkpoint save", "durable", "raw+fsync", c.save_sync);
+    ratio_row("checkpoint save", "durable", "raw st", c.save);
+    ratio_row("checkpoint save", "no fsync", "raw st", c.save_no_sync);
+    ratio_row("checkpoint load", "ours", "raw st", c.load);
+    let (save_ratio, save_sync_ratio, load_ratio) = (c.save, c.save_sync, c.load);
     let memory_ratio = if opts.memory {
         match (child_peak("ours"), child_peak("ref")) {
             (Some(a), Some(b)) if b > 0 => {
@@ -553,6 +568,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         sample_ratio,
         save_ratio,
         save_sync_ratio,
+        save_no_sync_ratio: c.save_no_sync,
         load_ratio,
         memory_ratio,
     })

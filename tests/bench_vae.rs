@@ -13,6 +13,7 @@ fn bench_vae_quick_runs_with_finite_ratios() {
         ("sample", report.sample_ratio),
         ("save", report.save_ratio),
         ("save vs fsync", report.save_sync_ratio),
+        ("save without fsync", report.save_no_sync_ratio),
         ("load", report.load_ratio),
         ("ours steps/s", report.ours_steps_per_s),
         ("ref steps/s", report.ref_steps_per_s),

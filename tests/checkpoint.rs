@@ -53,6 +53,29 @@ fn round_trip_is_bitwise_including_batch_stats_and_rng_counters() -> Result<()> 
     Ok(())
 }
 
+/// Saves without the fsyncs write the same bytes, through the same temp file and rename.
+#[test]
+fn non_durable_saves_write_the_same_bytes() -> Result<()> {
+    let dir = tmp_dir("nosync");
+    let model = trained_model(2)?;
+    let (durable, fast) = (
+        dir.join("durable.safetensors"),
+        dir.join("fast.safetensors"),
+    );
+    model.save_safetensors(&durable)?;
+    model.save_safetensors_with(&fast, &SaveOptions::default().durable(false))?;
+    assert!(SaveOptions::default().durable, "durable by default");
+    let read = |p: &PathBuf| std::fs::read(p).expect("checkpoint bytes");
+    assert_eq!(read(&durable), read(&fast));
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["durable.safetensors", "fast.safetensors"]);
+    Ok(())
+}
+
 #[test]
 fn metadata_records_format_type_and_config() -> Result<()> {
     let dir = tmp_dir("meta");

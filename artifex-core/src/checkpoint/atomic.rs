@@ -18,6 +18,17 @@ pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&Path) -> std::io::Result<()>,
 ) -> Result<()> {
+    write_atomically_with(path, true, write)
+}
+
+/// [`write_atomically`], with the fsyncs of the file and its directory only when `durable`
+/// (without them, a power loss soon after may lose the new file; readers still never see a
+/// partial one).
+pub fn write_atomically_with(
+    path: &Path,
+    durable: bool,
+    write: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> Result<()> {
     let io = |source| CheckpointError::Io {
         path: path.display().to_string(),
         source,
@@ -26,6 +37,9 @@ pub fn write_atomically(
     let tmp = temp_path(path);
     let result = (|| {
         write(&tmp)?;
+        if !durable {
+            return std::fs::rename(&tmp, path);
+        }
         std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, path)?;
         sync_dir(path)

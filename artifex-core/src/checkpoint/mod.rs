@@ -22,8 +22,8 @@ use std::path::Path;
 use candle_core::Tensor;
 
 pub use adapter::{Adapted, AdaptedEntry, Adapter, Layout};
-pub use atomic::write_atomically;
 pub(crate) use atomic::{is_dead, temp_owner};
+pub use atomic::{write_atomically, write_atomically_with};
 pub use file::CheckpointFile;
 pub use load::{load_bytes, load_map};
 pub use options::{DtypePolicy, LoadOptions, SaveOptions};
@@ -40,11 +40,14 @@ pub const FORMAT: &str = "artifex";
 pub const FORMAT_VERSION: &str = "1";
 
 /// Writes the state of `module` to `path` (see [`Module::save_safetensors`]): streamed into a
-/// temp file beside `path`, fsynced and renamed over it, so a crash at any point leaves either
-/// the old file or the complete new one.
+/// temp file beside `path`, fsynced (unless [`SaveOptions::durable`] is off) and renamed over
+/// it, so a crash at any point leaves either the old file or the complete new one.
 pub fn save<M: Module>(module: &M, path: &Path, options: &SaveOptions) -> Result<()> {
     let (entries, metadata) = entries_and_metadata(module, options)?;
-    write_atomically(path, |tmp| write_file(tmp, &entries, &metadata))
+    let durable = options.durable;
+    write_atomically_with(path, durable, |tmp| {
+        write_file(tmp, &entries, &metadata, durable)
+    })
 }
 
 /// Writes the state of `module` as safetensors bytes to `writer` (a buffer, a socket, ...);
@@ -86,16 +89,21 @@ fn entries_and_metadata<M: Module>(
     Ok((entries, metadata))
 }
 
-/// Creates `path` and streams `entries` into it as safetensors, then fsyncs it.
+/// Creates `path` and streams `entries` into it as safetensors, then fsyncs it when `sync`.
 pub(crate) fn write_file(
     path: &Path,
     entries: &[(String, Tensor)],
     metadata: &HashMap<String, String>,
+    sync: bool,
 ) -> std::io::Result<()> {
     let file = std::fs::File::create(path)?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     writer::write_safetensors(&mut w, entries, metadata)?;
-    w.into_inner().map_err(|e| e.into_error())?.sync_all()
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    if sync {
+        file.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Loads `path` into `module` (see [`Module::load_safetensors_with`]).

@@ -73,8 +73,12 @@ pub(crate) fn write_safetensors<W: Write>(
     w.flush()
 }
 
-/// Writes the little-endian bytes of `t`, `CHUNK_ELEMS` elements at a time.
+/// Writes the little-endian bytes of `t`: straight from its memory when it is contiguous on
+/// the CPU of a little-endian machine, else `CHUNK_ELEMS` elements at a time.
 fn write_values<W: Write>(w: &mut W, t: &Tensor) -> std::io::Result<()> {
+    if cfg!(target_endian = "little") && write_cpu_bytes(w, t)? {
+        return Ok(());
+    }
     let flat = t.flatten_all().map_err(other)?;
     let n = flat.elem_count();
     let mut start = 0;
@@ -89,6 +93,32 @@ fn write_values<W: Write>(w: &mut W, t: &Tensor) -> std::io::Result<()> {
         start += len;
     }
     Ok(())
+}
+
+/// Writes the in-memory bytes of a contiguous CPU tensor (its little-endian encoding on a
+/// little-endian machine) without a copy; `Ok(false)` when `t` is not such a tensor.
+fn write_cpu_bytes<W: Write>(w: &mut W, t: &Tensor) -> std::io::Result<bool> {
+    use bytemuck::cast_slice;
+    use candle_core::{CpuStorage, Storage};
+    let (storage, layout) = t.storage_and_layout();
+    let (Storage::Cpu(cpu), Some((start, end))) = (&*storage, layout.contiguous_offsets()) else {
+        return Ok(false);
+    };
+    let range = start..end;
+    let bytes: Option<&[u8]> = match cpu {
+        CpuStorage::U8(v) => v.get(range),
+        CpuStorage::U32(v) => v.get(range).map(cast_slice),
+        CpuStorage::I16(v) => v.get(range).map(cast_slice),
+        CpuStorage::I32(v) => v.get(range).map(cast_slice),
+        CpuStorage::I64(v) => v.get(range).map(cast_slice),
+        CpuStorage::F32(v) => v.get(range).map(cast_slice),
+        CpuStorage::F64(v) => v.get(range).map(cast_slice),
+        _ => None,
+    };
+    match bytes {
+        Some(b) => w.write_all(b).map(|()| true),
+        None => Ok(false),
+    }
 }
 
 fn chunk_bytes(c: &Tensor) -> candle_core::Result<Vec<u8>> {

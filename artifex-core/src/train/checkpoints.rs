@@ -100,7 +100,7 @@ impl CheckpointDir {
             model.save_safetensors_with(tmp.join(MODEL_FILE), model_options)?;
             let trainer_path = tmp.join(TRAINER_FILE);
             crate::checkpoint::write_atomically(&trainer_path, |p| {
-                crate::checkpoint::write_file(p, &trainer_state, &HashMap::new())
+                crate::checkpoint::write_file(p, &trainer_state, &HashMap::new(), true)
             })?;
             if final_dir.exists() {
                 std::fs::remove_dir_all(&final_dir).map_err(io_err(&final_dir))?;
