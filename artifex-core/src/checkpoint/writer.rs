@@ -160,6 +160,8 @@ mod tests {
             entries.push((format!("t.{dt:?}"), base.to_dtype(dt)?));
         }
         entries.push(("scalar".into(), Tensor::new(7i64, &Device::Cpu)?));
+        // Not contiguous: written through the chunked path instead of straight from memory.
+        entries.push(("transposed".into(), base.t()?));
         let meta = HashMap::from([("b".to_string(), "2".to_string()), ("a".into(), "1".into())]);
         let mut bytes = Vec::new();
         write_safetensors(&mut bytes, &entries, &meta)
