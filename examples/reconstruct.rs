@@ -10,6 +10,10 @@ use artifex_core::prelude::*;
 use artifex_core::{image_grid, losses, Configurable};
 use artifex_models::CustomVAE;
 
+#[path = "common/args.rs"]
+#[allow(dead_code)] // only `main` uses it; tests/examples.rs includes this file too
+mod args;
+
 /// Reconstructs the first `count` test digits (from the latent mean) and returns their MSE.
 pub fn run(checkpoint: &Path, out: &Path, count: usize) -> Result<f32> {
     let mut model = CustomVAE::from_checkpoint(checkpoint)?;
@@ -24,17 +28,8 @@ pub fn run(checkpoint: &Path, out: &Path, count: usize) -> Result<f32> {
 
 #[allow(dead_code)]
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let checkpoint = args
-        .first()
-        .map(String::as_str)
-        .unwrap_or("out/train_vae/model.safetensors");
-    let out = args
-        .get(1)
-        .map(String::as_str)
-        .unwrap_or("out/train_vae/reconstructions_again.png");
-    let count = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(32);
-    let mse = run(Path::new(checkpoint), Path::new(out), count)?;
-    println!("wrote {out} (reconstruction MSE {mse:.5})");
+    let args = args::checkpoint_args("out/train_vae/reconstructions_again.png", 32usize);
+    let mse = run(Path::new(&args.checkpoint), Path::new(&args.out), args.n)?;
+    println!("wrote {} (reconstruction MSE {mse:.5})", args.out);
     Ok(())
 }

@@ -10,6 +10,10 @@ use artifex_core::prelude::*;
 use artifex_core::{image_grid, Configurable};
 use artifex_models::CustomVAE;
 
+#[path = "common/args.rs"]
+#[allow(dead_code)] // only `main` uses it; tests/examples.rs includes this file too
+mod args;
+
 /// Writes 64 samples drawn with `seed` to `out`.
 pub fn run(checkpoint: &Path, out: &Path, seed: u64) -> Result<Tensor> {
     let mut model = CustomVAE::from_checkpoint(checkpoint)?;
@@ -21,17 +25,8 @@ pub fn run(checkpoint: &Path, out: &Path, seed: u64) -> Result<Tensor> {
 
 #[allow(dead_code)]
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let checkpoint = args
-        .first()
-        .map(String::as_str)
-        .unwrap_or("out/train_vae/model.safetensors");
-    let out = args
-        .get(1)
-        .map(String::as_str)
-        .unwrap_or("out/train_vae/samples_again.png");
-    let seed = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(0);
-    run(Path::new(checkpoint), Path::new(out), seed)?;
-    println!("wrote {out}");
+    let args = args::checkpoint_args("out/train_vae/samples_again.png", 0u64);
+    run(Path::new(&args.checkpoint), Path::new(&args.out), args.n)?;
+    println!("wrote {}", args.out);
     Ok(())
 }

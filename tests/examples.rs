@@ -1,5 +1,8 @@
 //! Every example runs here in a reduced mode, so none of them can rot.
 
+// `sample` and `reconstruct` each include examples/common/args.rs for their own `main`.
+#![allow(clippy::duplicate_mod)]
+
 #[path = "../examples/architecture_patterns.rs"]
 mod architecture_patterns;
 #[path = "../examples/bench_typed.rs"]

@@ -199,6 +199,14 @@ pub(crate) fn matmul_serial(
 mod tests {
     use super::*;
 
+    /// `n` deterministic values in about [-2, 2]: `i * mul mod modulus`, centred and scaled.
+    fn pattern(n: usize, mul: usize, modulus: usize) -> Vec<f32> {
+        let half = (modulus / 2) as f32;
+        (0..n)
+            .map(|i| ((i * mul % modulus) as f32 - half) / (half / 2.0))
+            .collect()
+    }
+
     fn naive(a: MatRef<'_>, b: MatRef<'_>) -> Vec<f32> {
         let mut out = vec![0f32; a.rows * b.cols];
         for i in 0..a.rows {
@@ -224,11 +232,7 @@ mod tests {
 
     #[test]
     fn products_with_transposed_views_and_accumulation() -> candle_core::Result<()> {
-        let data = |n: usize| {
-            (0..n)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
-                .collect::<Vec<_>>()
-        };
+        let data = |n: usize| pattern(n, 37, 101);
         let (m, k, n) = (7, 13, 5);
         let a_data = data(m * k);
         let b_data = data(k * n);
@@ -249,11 +253,7 @@ mod tests {
 
     #[test]
     fn blocked_products_match_whole_ones() -> candle_core::Result<()> {
-        let data = |n: usize| {
-            (0..n)
-                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0)
-                .collect::<Vec<_>>()
-        };
+        let data = |n: usize| pattern(n, 53, 97);
         // Large enough to be cut into row blocks; 300 rows is not a multiple of 16.
         let (m, k, n) = (300, 70, 90);
         let (a_data, b_data, c_data) = (data(m * k), data(k * n), data(m * n));
@@ -285,11 +285,7 @@ mod tests {
     /// of threads (the block size does).
     #[test]
     fn row_blocks_are_bitwise_the_whole_product() -> candle_core::Result<()> {
-        let data = |n: usize| {
-            (0..n)
-                .map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 300.0)
-                .collect::<Vec<_>>()
-        };
+        let data = |n: usize| pattern(n, 7919, 1009);
         for (m, k, n) in [
             (128, 784, 512),
             (128, 512, 784),
