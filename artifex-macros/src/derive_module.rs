@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{Data, DeriveInput, Fields, Index, Member};
+use syn::{Data, DeriveInput, Member};
 
 use crate::attrs::{field_role, FieldRole};
 
@@ -37,24 +37,14 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     let mut regs = Vec::new();
     let mut bounds = Vec::new();
 
-    let members: Vec<(Member, String, &syn::Field)> = match fields {
-        Fields::Named(named) => named
-            .named
-            .iter()
-            .map(|f| {
-                let ident = f.ident.clone().expect("named field");
-                let name = ident.unraw().to_string();
-                (Member::Named(ident), name, f)
-            })
-            .collect(),
-        Fields::Unnamed(unnamed) => unnamed
-            .unnamed
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (Member::Unnamed(Index::from(i)), i.to_string(), f))
-            .collect(),
-        Fields::Unit => Vec::new(),
-    };
+    // `Fields::members` names every field (`a` or `0`), whatever the struct's kind.
+    let members = fields.members().zip(fields.iter()).map(|(member, field)| {
+        let name = match &member {
+            Member::Named(ident) => ident.unraw().to_string(),
+            Member::Unnamed(index) => index.index.to_string(),
+        };
+        (member, name, field)
+    });
 
     for (member, name, field) in members {
         match field_role(&field.attrs)? {
@@ -64,8 +54,15 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                 return Err(module_only(&attr));
             }
             FieldRole::Rng(_) | FieldRole::Init(_) => {
-                let attr = field.attrs.iter().find(|a| crate::attrs::is_role_attr(a));
-                return Err(module_only(attr.expect("role attribute")));
+                return Err(
+                    match field.attrs.iter().find(|a| crate::attrs::is_role_attr(a)) {
+                        Some(attr) => module_only(attr),
+                        None => syn::Error::new_spanned(
+                            field,
+                            "this field needs #[module] on the struct",
+                        ),
+                    },
+                );
             }
         }
         let ty = &field.ty;

@@ -97,7 +97,12 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> syn::Result<TokenStrea
     let mut field_names = Vec::new();
 
     for (field, role) in &roles {
-        let ident = field.ident.as_ref().expect("named field");
+        let Some(ident) = field.ident.as_ref() else {
+            return Err(syn::Error::new_spanned(
+                field,
+                "#[module] needs named fields",
+            ));
+        };
         let ty = &field.ty;
         field_names.push(ident);
         match role {

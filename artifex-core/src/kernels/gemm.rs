@@ -103,30 +103,22 @@ pub(crate) fn matmuls(products: Vec<Product<'_>>) -> candle_core::Result<()> {
         let rows = block_rows(m, n, a.cols, threads);
         for (i, d) in dst.chunks_mut(rows * n).enumerate() {
             let block = a.row_block(i * rows, d.len() / n);
-            blocks.push(Mutex::new(Some(Product {
+            blocks.push(Product {
                 dst: d,
                 accumulate,
                 a: block,
                 b,
-            })));
+            });
         }
     }
     let failure = Mutex::new(None);
-    let run = |block: &Mutex<Option<Product<'_>>>| {
-        let taken = block.lock().map(|mut b| b.take()).unwrap_or(None);
-        if let Some(p) = taken {
-            if let Err(e) = matmul_serial(p.dst, p.accumulate, p.a, p.b) {
-                if let Ok(mut f) = failure.lock() {
-                    f.get_or_insert(e);
-                }
+    super::pool::for_each_task(blocks, |p| {
+        if let Err(e) = matmul_serial(p.dst, p.accumulate, p.a, p.b) {
+            if let Ok(mut f) = failure.lock() {
+                f.get_or_insert(e);
             }
         }
-    };
-    if blocks.len() <= 1 {
-        blocks.iter().for_each(run);
-    } else {
-        super::pool::for_ranges(blocks.len(), |r| blocks[r].iter().for_each(run));
-    }
+    });
     match failure.into_inner() {
         Ok(None) => Ok(()),
         Ok(Some(e)) => Err(e),

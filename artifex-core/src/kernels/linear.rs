@@ -61,14 +61,13 @@ impl CustomOp3 for LinearBias {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let ((m, k), n) = (x.dims2()?, kernel.dim(1)?);
         let dev = x.device();
-        let (x_t, kernel, grad) = (x.contiguous()?, kernel.contiguous()?, grad.contiguous()?);
         let needs_dx = x.track_op();
         let mut dx = vec![0f32; if needs_dx { m * k } else { 0 }];
         let mut dw = vec![0f32; k * n];
         let mut db = vec![0f32; n];
-        with_f32(&grad, |g| {
-            with_f32(&x_t, |xs| {
-                with_f32(&kernel, |w| {
+        with_f32(grad, |g| {
+            with_f32(x, |xs| {
+                with_f32(kernel, |w| {
                     let g = MatRef::row_major(g, m, n);
                     // dkernel = x^T @ g; dx = g @ kernel^T only when x depends on something
                     // trainable (not for the data batch).

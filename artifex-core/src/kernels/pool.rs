@@ -6,6 +6,7 @@
 //! so a candle op that uses the pool from inside one of them would wait on itself.
 
 use std::ops::Range;
+use std::sync::Mutex;
 
 /// Calls `f(range)` for disjoint ranges covering `0..n`, spread over the pool's threads
 /// (the calling thread included; all on it when the pool has no workers).
@@ -13,10 +14,26 @@ pub(crate) fn for_ranges(n: usize, f: impl Fn(Range<usize>) + Sync) {
     candle_core::utils::barrier_pool().execute_chunked(n, f);
 }
 
+/// Calls `f` once on each task, spread over the pool's threads (on the calling thread alone
+/// when there is at most one task). Tasks may hold mutable borrows: each is handed out once.
+pub(crate) fn for_each_task<T: Send>(tasks: Vec<T>, f: impl Fn(T) + Sync) {
+    if tasks.len() <= 1 {
+        tasks.into_iter().for_each(f);
+        return;
+    }
+    let slots: Vec<Mutex<Option<T>>> = tasks.into_iter().map(|t| Mutex::new(Some(t))).collect();
+    for_ranges(slots.len(), |r| {
+        for slot in &slots[r] {
+            let task = slot.lock().map(|mut t| t.take()).unwrap_or(None);
+            if let Some(t) = task {
+                f(t);
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
 
     #[test]
@@ -29,5 +46,13 @@ mod tests {
             }
         });
         assert!(seen.into_inner().unwrap().iter().all(|&v| v == 1));
+    }
+
+    #[test]
+    fn for_each_task_hands_out_every_task_once() {
+        let mut data = vec![0u32; 100];
+        let tasks: Vec<&mut [u32]> = data.chunks_mut(7).collect();
+        for_each_task(tasks, |chunk| chunk.iter_mut().for_each(|v| *v += 1));
+        assert!(data.iter().all(|&v| v == 1));
     }
 }

@@ -2,8 +2,6 @@
 //! single-pass in-place path for contiguous `f32` tensors on the CPU, which rounds exactly as
 //! the plain path does (same f32 operations in the same order), so results are bit-identical.
 
-use std::sync::Mutex;
-
 use candle_core::Tensor;
 
 use crate::{kernels, Param, Result};
@@ -72,7 +70,7 @@ pub(super) fn plain(
     Ok((mu, nu, (value - update)?))
 }
 
-/// Elements per parallel task of the fused update (tensors at most this long run on the
+/// Elements per parallel task of the fused update (a tensor of at most this many runs on the
 /// calling thread).
 const CHUNK: usize = 1 << 15;
 
@@ -102,24 +100,13 @@ pub(super) fn fused_in_place(
         let nested = kernels::with_f32_mut(mu, |mv| {
             kernels::with_f32_mut(nu, |nv| {
                 kernels::with_f32(g, |gv| {
-                    if n <= CHUNK {
-                        k.apply(pv, mv, nv, gv);
-                        return Ok(());
-                    }
-                    let chunks: Vec<_> = pv
+                    let chunks = pv
                         .chunks_mut(CHUNK)
                         .zip(mv.chunks_mut(CHUNK))
                         .zip(nv.chunks_mut(CHUNK))
-                        .zip(gv.chunks(CHUNK))
-                        .map(|c| Mutex::new(Some(c)))
-                        .collect();
-                    kernels::pool::for_ranges(chunks.len(), |r| {
-                        for c in &chunks[r] {
-                            let taken = c.lock().map(|mut c| c.take()).unwrap_or(None);
-                            if let Some((((p, m), v), g)) = taken {
-                                k.apply(p, m, v, g);
-                            }
-                        }
+                        .zip(gv.chunks(CHUNK));
+                    kernels::pool::for_each_task(chunks.collect(), |(((p, m), v), g)| {
+                        k.apply(p, m, v, g)
                     });
                     Ok(())
                 })
