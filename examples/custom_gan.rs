@@ -10,7 +10,7 @@ use artifex_core::data::{DataLoader, Mnist, TensorDataset};
 use artifex_core::image_grid;
 use artifex_core::optim::{Adam, AdamConfig};
 use artifex_core::prelude::*;
-use artifex_core::train::AdversarialTrainer;
+use artifex_core::train::{AdversarialTrainer, TrainerConfig};
 use artifex_models::Gan;
 
 /// Sizes of one run: the seed's (latent 100, 256-512-1024 / 1024-512-256) or smaller.
@@ -55,14 +55,21 @@ pub fn run(
     };
     let d_opt = Adam::with_config(gan.discriminator_params(), 2e-4, adam.clone())?;
     let g_opt = Adam::with_config(gan.generator_params(), 2e-4, adam)?;
-    let mut trainer = AdversarialTrainer::new(gan, d_opt, g_opt);
-    let metrics = trainer.fit(
-        &mut loader,
-        steps,
-        out,
+    let config = TrainerConfig::new(steps, out)
+        .print_every(100)
+        .checkpoint_every(steps.max(1))
+        .keep_last(1)
+        .overwrite(true);
+    let mut trainer = AdversarialTrainer::new(
+        gan,
+        d_opt,
+        g_opt,
+        config,
         |m: &Gan, real: &Tensor| m.discriminator_loss(real),
         |m: &Gan, n| m.generator_loss(n),
-    )?;
+    );
+    let history = trainer.fit(&mut loader, None)?;
+    let metrics = history.last_train().cloned().unwrap_or_default();
     let mut gan = trainer.into_model();
     gan.eval();
     let samples = gan

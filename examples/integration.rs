@@ -40,17 +40,14 @@ pub fn run(steps: u64, out: &Path) -> Result<f64> {
     let mut loader = DataLoader::new(TensorDataset::new(vec![data.train.images])?, 64)?
         .with_shuffle(rngs.fork("data")?);
     let optimizer = Adam::new(model.named_params(), 1e-3)?;
-    let config = TrainerConfig {
-        print_every: Some(10),
-        ..TrainerConfig::new(steps, out)
-    };
+    let config = TrainerConfig::new(steps, out).print_every(10);
     let mut trainer = Trainer::new(
         model,
         optimizer,
         config,
         |m: &MyCustomGenerativeModel, b: &[Tensor]| custom_vae_loss(m, b, 2.0),
     );
-    let summary = trainer.fit(&mut loader, None)?;
+    let history = trainer.fit(&mut loader, None)?;
 
     // The GenerativeModel protocol: structured output and prior samples.
     let model = trainer.into_model();
@@ -67,7 +64,7 @@ pub fn run(steps: u64, out: &Path) -> Result<f64> {
     model.save_checkpoint(&path)?;
     let rebuilt = MyCustomGenerativeModel::from_checkpoint(&path)?;
     assert_eq!(rebuilt.config, model.config);
-    Ok(summary.last_train["loss"])
+    Ok(history.last_train().map_or(f64::NAN, |m| m["loss"]))
 }
 
 #[allow(dead_code)]

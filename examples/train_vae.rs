@@ -10,20 +10,20 @@
 //!     [--out out/train_vae] [--resume]
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use artifex_core::data::{DataLoader, Mnist, TensorDataset};
 use artifex_core::optim::Adam;
 use artifex_core::prelude::*;
-use artifex_core::train::{Metrics, Trainer, TrainerConfig};
+use artifex_core::train::{Metrics, StopReason, Trainer, TrainerConfig};
 use artifex_core::{device_from_name, image_grid, losses};
 use artifex_models::CustomVAE;
 
 const USAGE: &str =
     "usage: train_vae [--steps 1500] [--batch-size 128] [--lr 1e-3] [--beta 0.02] [--seed 0]
                  [--eval-every 250] [--device cpu|cuda|metal] [--data data/mnist10k]
-                 [--out out/train_vae] [--resume]";
+                 [--out out/train_vae] [--resume] [--overwrite]";
 
 /// Command-line settings.
 #[derive(Clone, Debug)]
@@ -37,6 +37,7 @@ pub struct Args {
     pub data: PathBuf,
     pub out: PathBuf,
     pub resume: bool,
+    pub overwrite: bool,
     pub eval_every: u64,
 }
 
@@ -54,6 +55,7 @@ impl Default for Args {
             data: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist10k"),
             out: PathBuf::from("out/train_vae"),
             resume: false,
+            overwrite: false,
             eval_every: 250,
         }
     }
@@ -66,6 +68,10 @@ impl Args {
         while let Some(flag) = it.next() {
             if flag == "--resume" {
                 args.resume = true;
+                continue;
+            }
+            if flag == "--overwrite" {
+                args.overwrite = true;
                 continue;
             }
             if flag == "--help" || flag == "-h" {
@@ -113,6 +119,8 @@ pub struct Report {
     pub test_metrics: std::collections::BTreeMap<String, f64>,
     pub seconds: f64,
     pub steps: u64,
+    /// Why training stopped (`Completed`, or a signal: then only the checkpoint was written).
+    pub stop: StopReason,
 }
 
 /// Trains and writes every output; returns the test metrics.
@@ -140,13 +148,12 @@ pub fn run(args: &Args) -> Result<Report> {
         .with_drop_last(true);
     let mut test = DataLoader::new(TensorDataset::new(vec![test_images.clone()])?, 500)?;
 
-    let config = TrainerConfig {
-        eval_every: Some(args.eval_every),
-        checkpoint_every: Some(args.eval_every),
-        print_every: Some(100),
-        model_config_json: Some(config_json),
-        ..TrainerConfig::new(args.steps, &args.out)
-    };
+    let config = TrainerConfig::new(args.steps, &args.out)
+        .eval_every(args.eval_every)
+        .checkpoint_every(args.eval_every)
+        .print_every(100)
+        .model_config_json(config_json)
+        .overwrite(args.overwrite);
     let beta = args.beta;
     let mut trainer = Trainer::new(
         model,
@@ -159,7 +166,22 @@ pub fn run(args: &Args) -> Result<Report> {
             println!("resumed from step {step}");
         }
     }
-    let summary = trainer.fit(&mut train, Some(&mut test))?;
+    let history = trainer.fit(&mut train, Some(&mut test))?;
+    if history.interrupted() {
+        let at = history.checkpoint.as_deref().unwrap_or(Path::new("(none)"));
+        println!(
+            "stopped at step {} ({:?}); checkpoint {}; continue with --resume",
+            trainer.step(),
+            history.stop,
+            at.display()
+        );
+        return Ok(Report {
+            test_metrics: Default::default(),
+            seconds: started.elapsed().as_secs_f64(),
+            steps: history.steps,
+            stop: history.stop,
+        });
+    }
     let test_metrics = trainer.evaluate(&mut test)?;
 
     let mut model = trainer.into_model();
@@ -186,16 +208,17 @@ pub fn run(args: &Args) -> Result<Report> {
         test_metrics["loss"],
         test_metrics["reconstruction_loss"],
         test_metrics["kl_loss"],
-        summary.steps
+        history.steps
     );
     println!(
-        "wrote {}/{{model.safetensors, samples.png, reconstructions.png, metrics.jsonl}}",
+        "wrote {}/{{model.safetensors, samples.png, reconstructions.png, loss.png, metrics.jsonl}}",
         args.out.display()
     );
     Ok(Report {
         test_metrics,
         seconds,
-        steps: summary.steps,
+        steps: history.steps,
+        stop: history.stop,
     })
 }
 
@@ -208,8 +231,16 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = run(&args) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
+    match run(&args) {
+        // Stopped by a signal after writing its checkpoint: the shell's convention, 128 + N.
+        Ok(Report {
+            stop: StopReason::Signal(signal),
+            ..
+        }) => std::process::exit(128 + signal),
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
     }
 }

@@ -64,8 +64,8 @@ fn stopping_at_200_and_resuming_to_400_is_bitwise_identical_to_400_steps() -> Re
     let (model, opt, mut loader) = setup(123)?;
     let mut resumed = Trainer::new(model, opt, config(400, &dir_b), loss);
     assert_eq!(resumed.resume(&mut loader)?, Some(200));
-    let summary = resumed.fit(&mut loader, None)?;
-    assert_eq!(summary.steps, 200);
+    let history = resumed.fit(&mut loader, None)?;
+    assert_eq!((history.first_step, history.steps), (200, 200));
     assert_eq!(
         state_bytes(resumed.model()),
         expected,
@@ -98,19 +98,24 @@ fn training_lowers_the_loss_and_evaluation_runs_in_eval_mode() -> Result<()> {
     let mut trainer = Trainer::new(
         model,
         opt,
-        TrainerConfig {
-            eval_every: Some(100),
-            ..TrainerConfig::new(300, &dir)
-        },
+        TrainerConfig::new(300, &dir).eval_every(100),
         loss,
     );
     let before = trainer.evaluate(&mut val)?;
-    let summary = trainer.fit(&mut loader, Some(&mut val))?;
+    let history = trainer.fit(&mut loader, Some(&mut val))?;
+    let last_eval = history.last_eval().expect("evaluations");
     assert!(
-        summary.last_eval["loss"] < before["loss"] * 0.5,
-        "{before:?} -> {:?}",
-        summary.last_eval
+        last_eval["loss"] < before["loss"] * 0.5,
+        "{before:?} -> {last_eval:?}"
     );
+    // The history holds every step and every evaluation, in order.
+    assert_eq!(history.steps, 300);
+    let steps: Vec<u64> = history.train.iter().map(|r| r.step).collect();
+    assert_eq!(steps, (1..=300).collect::<Vec<_>>());
+    let evals: Vec<u64> = history.eval.iter().map(|r| r.step).collect();
+    assert_eq!(evals, [100, 200, 300]);
+    assert_eq!(history.train_curve("loss").len(), 300);
+    assert_eq!(history.stop, artifex_core::train::StopReason::Completed);
     assert!(
         trainer.model().dropout.is_training(),
         "evaluate() restores training mode"

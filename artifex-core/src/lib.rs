@@ -89,7 +89,7 @@ pub use serde;
 
 pub use configurable::{read_config, Configurable};
 pub use device::device_from_name;
-pub use error::{CheckpointError, DataError, Error, Result};
+pub use error::{CheckpointError, DataError, Error, Result, TrainError};
 pub use generative::{GenerativeModel, ModelOutput};
 pub use init::{Init, Initializer};
 pub use layer::{boxed, BoxedLayer, Layer};

@@ -122,15 +122,49 @@ impl Default for Mode {
     }
 }
 
+thread_local! {
+    /// Set while [`Mode::evaluating`] runs on this thread.
+    static EVAL_SCOPE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 impl Mode {
-    /// True in training mode.
+    /// True in training mode (false everywhere inside [`Mode::evaluating`]).
     pub fn is_training(self) -> bool {
-        self.training
+        self.training && !EVAL_SCOPE.with(|s| s.get())
     }
 
-    /// The per-call override if given, else the module's mode.
+    /// The per-call override if given, else the module's mode (evaluation inside
+    /// [`Mode::evaluating`]).
     pub fn resolve(self, train: Option<bool>) -> bool {
-        train.unwrap_or(self.training)
+        train.unwrap_or_else(|| self.is_training())
+    }
+
+    /// Runs `f` with every module in evaluation mode on this thread, without touching any
+    /// module's own mode: when `f` returns (or panics), each layer is in the mode it was in,
+    /// including submodules a user switched by hand (`model.encoder.eval()`). A per-call
+    /// override (`forward_t(x, Some(true))`) still wins. The Trainer's evaluation loop runs
+    /// in here.
+    ///
+    /// ```
+    /// use artifex_core::prelude::*;
+    ///
+    /// let mut rngs = Rngs::new(0);
+    /// let drop = Dropout::builder(0.5).build(&mut rngs)?;
+    /// let x = Tensor::ones((2, 8), DType::F32, &Device::Cpu)?;
+    /// let y = Mode::evaluating(|| drop.forward(&x))?;
+    /// assert_eq!(y.to_vec2::<f32>()?, x.to_vec2::<f32>()?); // identity in eval mode
+    /// assert!(drop.is_training()); // the layer's own mode is unchanged
+    /// # Ok::<(), artifex_core::Error>(())
+    /// ```
+    pub fn evaluating<T>(f: impl FnOnce() -> T) -> T {
+        struct Restore(bool);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                EVAL_SCOPE.with(|s| s.set(self.0));
+            }
+        }
+        let _restore = Restore(EVAL_SCOPE.with(|s| s.replace(true)));
+        f()
     }
 
     pub(crate) fn set(&mut self, training: bool) {

@@ -10,6 +10,9 @@ use crate::{CheckpointError, Result};
 
 /// Appends `{"step": .., "split": "train"|"eval", "<metric>": value, ...}` lines to a file
 /// and shows progress: an indicatif bar on a terminal, plain lines otherwise (quiet in CI).
+///
+/// The trainers open it in append mode for resumed runs; a fresh run starts from an empty file
+/// (they refuse, or clear with `overwrite`, a directory holding another run's log).
 pub struct MetricsLogger {
     path: PathBuf,
     file: std::fs::File,
@@ -103,6 +106,14 @@ impl MetricsLogger {
             }
         }
         Ok(())
+    }
+
+    /// Prints a line for the person watching (above the bar on a terminal, on stderr).
+    pub fn message(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
     }
 
     /// Closes the progress bar.
