@@ -33,16 +33,20 @@ fn loss(model: &Mlp, batch: &[Tensor]) -> Result<(Tensor, Metrics)> {
 fn loader(rows: usize, batch_size: usize, drop_last: bool) -> Result<DataLoader> {
     let x = batch(rows, 8);
     let y = x.narrow(1, 0, 2)?.sin()?;
-    Ok(DataLoader::new(TensorDataset::new(vec![x, y])?, batch_size)?
-        .with_shuffle(Rngs::new(7).fork("data")?)
-        .with_drop_last(drop_last))
+    Ok(
+        DataLoader::new(TensorDataset::new(vec![x, y])?, batch_size)?
+            .with_shuffle(Rngs::new(7).fork("data")?)
+            .with_drop_last(drop_last),
+    )
 }
 
 fn mlp_trainer(
     seed: u64,
     config: TrainerConfig,
 ) -> Result<Trainer<Mlp, Adam, impl Fn(&Mlp, &[Tensor]) -> Result<(Tensor, Metrics)>>> {
-    let model = Mlp::builder(8, 16, 2).rate(0.2).build(&mut Rngs::new(seed))?;
+    let model = Mlp::builder(8, 16, 2)
+        .rate(0.2)
+        .build(&mut Rngs::new(seed))?;
     let opt = Adam::new(model.named_params(), 1e-2)?;
     Ok(Trainer::new(model, opt, config, loss))
 }
@@ -75,7 +79,14 @@ fn an_empty_loader_is_an_error_for_both_trainers_not_an_endless_loop() -> Result
     let mut empty = loader(3, 8, true)?;
     let err = trainer.fit(&mut empty, None).expect_err("no batch");
     assert!(
-        matches!(&err, Error::Train(TrainError::EmptyLoader { examples: 3, batch_size: 8, .. })),
+        matches!(
+            &err,
+            Error::Train(TrainError::EmptyLoader {
+                examples: 3,
+                batch_size: 8,
+                ..
+            })
+        ),
         "{err}"
     );
 
@@ -92,7 +103,9 @@ fn an_empty_loader_is_an_error_for_both_trainers_not_an_endless_loop() -> Result
     let images = batch(3, 16).reshape((3, 4, 4, 1))?;
     let mut empty = DataLoader::new(TensorDataset::new(vec![images])?, 8)?.with_drop_last(true);
     let err = gan_trainer.fit(&mut empty, None).expect_err("no batch");
-    assert!(err.to_string().contains("AdversarialTrainer: the training loader yields no batch"));
+    assert!(err
+        .to_string()
+        .contains("AdversarialTrainer: the training loader yields no batch"));
     Ok(())
 }
 
@@ -104,7 +117,11 @@ fn a_non_finite_generator_loss_refuses_the_whole_gan_step() -> Result<()> {
     let flag = poison.clone();
     let g_loss = move |m: &Gan, n: usize| -> Result<(Tensor, Metrics)> {
         let (l, metrics) = m.generator_loss(n)?;
-        let l = if flag.load(Ordering::SeqCst) { (l * f64::NAN)? } else { l };
+        let l = if flag.load(Ordering::SeqCst) {
+            (l * f64::NAN)?
+        } else {
+            l
+        };
         Ok((l, metrics))
     };
     let config = TrainerConfig::new(5, &dir);
@@ -199,7 +216,12 @@ fn a_fresh_run_refuses_a_used_directory_overwrite_clears_it_and_resume_appends()
     trainer.fit(&mut loader(64, 16, false)?, None)?;
     let steps = logged_steps(&dir);
     assert_eq!(steps, (1..=5).collect::<Vec<_>>());
-    let kept: Vec<u64> = trainer.checkpoints().list()?.into_iter().map(|(s, _)| s).collect();
+    let kept: Vec<u64> = trainer
+        .checkpoints()
+        .list()?
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
     assert_eq!(kept, [5]);
     drop(trainer);
 
@@ -273,7 +295,10 @@ fn fit_and_evaluate_keep_the_modes_a_user_set() -> Result<()> {
         .collect();
     assert_eq!(after, frozen, "frozen batch statistics did not move");
     assert!(!trainer.model().bn.is_training(), "still in eval mode");
-    assert!(trainer.model().dropout.is_training(), "the rest still trains");
+    assert!(
+        trainer.model().dropout.is_training(),
+        "the rest still trains"
+    );
 
     // evaluate leaves every mode as it found it, whichever it was.
     trainer.model_mut().eval();
@@ -315,9 +340,15 @@ fn a_stop_request_ends_after_the_step_with_a_checkpoint_that_resumes_bitwise() -
     assert!(history.interrupted());
     let stopped_at = trainer.step();
     assert_eq!((stopped_at, history.steps), (23, 23));
-    let checkpoint = history.checkpoint.clone().expect("checkpoint written on stop");
+    let checkpoint = history
+        .checkpoint
+        .clone()
+        .expect("checkpoint written on stop");
     assert!(checkpoint.ends_with(format!("step-{stopped_at:08}")));
-    assert!(!trainer.stop_handle().is_stop_requested(), "the request was consumed");
+    assert!(
+        !trainer.stop_handle().is_stop_requested(),
+        "the request was consumed"
+    );
     drop(trainer);
 
     let mut resumed = mlp_trainer(99, TrainerConfig::new(60, &dir))?;
@@ -334,7 +365,10 @@ fn a_stop_request_ends_after_the_step_with_a_checkpoint_that_resumes_bitwise() -
 fn the_log_keeps_f32_precision_and_the_loss_plot_is_drawn() -> Result<()> {
     let dir = out_dir("log");
     let mut trainer = mlp_trainer(5, TrainerConfig::new(8, &dir).eval_every(4))?;
-    trainer.fit(&mut loader(64, 16, false)?, Some(&mut loader(32, 16, false)?))?;
+    trainer.fit(
+        &mut loader(64, 16, false)?,
+        Some(&mut loader(32, 16, false)?),
+    )?;
     let text = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("log");
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("json");
@@ -347,9 +381,14 @@ fn the_log_keeps_f32_precision_and_the_loss_plot_is_drawn() -> Result<()> {
             .expect("mse field");
         assert_eq!(written, format!("{}", mse as f32), "{line}");
     }
-    let png = image::open(dir.join("loss.png")).expect("loss.png").to_rgb8();
+    let png = image::open(dir.join("loss.png"))
+        .expect("loss.png")
+        .to_rgb8();
     assert!(png.width() > 400 && png.height() > 300);
     let ink = png.pixels().filter(|p| p.0 != [255, 255, 255]).count();
-    assert!(ink > 5_000, "axes, labels and curves are drawn ({ink} pixels)");
+    assert!(
+        ink > 5_000,
+        "axes, labels and curves are drawn ({ink} pixels)"
+    );
     Ok(())
 }

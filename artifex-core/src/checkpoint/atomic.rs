@@ -3,14 +3,13 @@
 //! Temp files are named `.NAME.tmp-PID-N`, and the writer holds an exclusive advisory lock
 //! (`flock`) on its temp file until the rename. A process killed mid-write (SIGKILL, power loss)
 //! leaves its temp file behind; it never replaces the target, nothing reads it, and the next
-//! save of the same target removes it: a temp file nobody holds a lock on (the kernel drops a
-//! dead process's locks, whatever its PID namespace or host) and untouched for a few seconds
-//! is stale. The PID in the name only makes names unique; it decides nothing.
+//! save of the same target removes it: a temp file nobody holds a lock on is stale (the kernel
+//! drops a dead process's locks, whatever its PID namespace or host). The PID in the name only
+//! makes names unique; it decides nothing.
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
 
 use crate::{CheckpointError, Result};
 
@@ -39,10 +38,9 @@ pub fn write_atomically_with(
         source,
     };
     remove_stale_temps(path);
-    let tmp = temp_path(path);
+    // Held until this function returns: marks the temp file as live to other cleaners.
+    let (tmp, _claim) = claim_temp(path).map_err(io)?;
     let result = (|| {
-        // Held until this function returns: marks the temp file as live to other cleaners.
-        let _claim = claim_temp(&tmp)?;
         write(&tmp)?;
         if !durable {
             return std::fs::rename(&tmp, path);
@@ -85,30 +83,51 @@ pub(crate) fn is_temp_of(entry: &str, name: &str) -> bool {
         .is_some_and(|rest| !rest.is_empty())
 }
 
-/// A temp file younger than this is never removed: it may belong to a writer between
-/// creating it and taking its lock.
-const STALE_AFTER: Duration = Duration::from_secs(2);
-
-/// Creates `tmp` and takes an exclusive lock on it; the lock lives as long as the handle.
-fn claim_temp(tmp: &Path) -> std::io::Result<File> {
-    let file = File::options().write(true).create_new(true).open(tmp)?;
-    file.lock()?;
-    Ok(file)
+/// Creates a new temp file for `path` and takes an exclusive lock on it; the lock lives as
+/// long as the returned handle.
+///
+/// A cleaner may lock and delete the file in the instant between its creation and our lock;
+/// so once locked, we check that the name still leads to our file, and start over with a new
+/// name if it does not. After that check no cleaner can take the file away.
+fn claim_temp(path: &Path) -> std::io::Result<(PathBuf, File)> {
+    let mut attempts = 0;
+    loop {
+        let tmp = temp_path(path);
+        let file = File::options().write(true).create_new(true).open(&tmp)?;
+        file.lock()?;
+        if still_named(&tmp, &file) {
+            return Ok((tmp, file));
+        }
+        attempts += 1;
+        if attempts == 8 {
+            return Err(std::io::Error::other(
+                "temp files keep disappearing (another process removes them)",
+            ));
+        }
+    }
 }
 
-/// Whether the temp file at `path` is abandoned: old enough and locked by nobody.
+#[cfg(unix)]
+fn still_named(tmp: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(tmp), file.metadata()) {
+        (Ok(named), Ok(ours)) => named.dev() == ours.dev() && named.ino() == ours.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn still_named(tmp: &Path, _file: &File) -> bool {
+    tmp.exists()
+}
+
+/// Whether the temp file at `path` is abandoned: nobody holds its lock.
 fn is_abandoned(path: &Path) -> bool {
     let Ok(file) = File::open(path) else {
         return false;
     };
-    let old = file
-        .metadata()
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .is_some_and(|age| age >= STALE_AFTER);
     // Our probe lock is released when `file` is dropped.
-    old && !matches!(file.try_lock(), Err(TryLockError::WouldBlock))
+    !matches!(file.try_lock(), Err(TryLockError::WouldBlock))
 }
 
 /// Removes the abandoned temp files of `path`. Best effort: errors are ignored.
@@ -155,27 +174,23 @@ mod tests {
         assert!(is_temp_of(".step-00000005.tmp-42", "step-00000005"));
         assert!(!is_temp_of("model.safetensors", "model.safetensors"));
         assert!(!is_temp_of(".model.safetensors.tmp-", "model.safetensors"));
-        assert!(!is_temp_of(".other.safetensors.tmp-1-0", "model.safetensors"));
+        assert!(!is_temp_of(
+            ".other.safetensors.tmp-1-0",
+            "model.safetensors"
+        ));
     }
 
     #[test]
-    fn a_locked_temp_is_live_and_an_unlocked_old_one_abandoned() {
+    fn a_locked_temp_is_live_and_an_unlocked_one_abandoned() {
         let dir = std::env::temp_dir().join(format!("artifex-atomic-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
-        let tmp = dir.join(".m.tmp-1-0");
-        let _ = std::fs::remove_file(&tmp);
-        let claim = claim_temp(&tmp).expect("claim");
-        let long_ago = SystemTime::now() - Duration::from_secs(60);
-        claim.set_modified(long_ago).expect("mtime");
-        assert!(!is_abandoned(&tmp), "a locked temp belongs to a live writer");
+        let (tmp, claim) = claim_temp(&dir.join("m.safetensors")).expect("claim");
+        assert!(
+            !is_abandoned(&tmp),
+            "a locked temp belongs to a live writer"
+        );
         drop(claim);
-        assert!(is_abandoned(&tmp), "unlocked and old: abandoned");
-        File::options()
-            .write(true)
-            .open(&tmp)
-            .and_then(|f| f.set_modified(SystemTime::now()))
-            .expect("touch");
-        assert!(!is_abandoned(&tmp), "too young to judge");
+        assert!(is_abandoned(&tmp), "unlocked: abandoned");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -51,7 +51,10 @@ where
         Ok((params, self.d_opt.state_tensors()?.into_iter().collect()))
     }
 
-    fn restore_discriminator(&mut self, (params, state): (Vec<Tensor>, HashMap<String, Tensor>)) -> Result<()> {
+    fn restore_discriminator(
+        &mut self,
+        (params, state): (Vec<Tensor>, HashMap<String, Tensor>),
+    ) -> Result<()> {
         for ((_, p), saved) in self.d_opt.params().iter().zip(&params) {
             p.var().set(saved)?;
         }
@@ -100,7 +103,13 @@ where
         let real = real_batch(batch)?;
         let (loss, metrics) = (self.d_loss)(&self.model, real)?;
         let mut host = host_scalars("d_loss", &loss, &metrics)?;
-        let grads = gradients(&loss, &self.d_opt, self.clip_grad_norm, "d_grad_norm", &mut host)?;
+        let grads = gradients(
+            &loss,
+            &self.d_opt,
+            self.clip_grad_norm,
+            "d_grad_norm",
+            &mut host,
+        )?;
         ensure_finite(step, &host)?;
         let snapshot = self.snapshot_discriminator()?;
         self.d_opt.step(&grads)?;
@@ -108,8 +117,13 @@ where
         let generator = (|| {
             let (loss, metrics) = (self.g_loss)(&self.model, real.dim(0)?)?;
             let mut g_host = host_scalars("g_loss", &loss, &metrics)?;
-            let grads =
-                gradients(&loss, &self.g_opt, self.clip_grad_norm, "g_grad_norm", &mut g_host)?;
+            let grads = gradients(
+                &loss,
+                &self.g_opt,
+                self.clip_grad_norm,
+                "g_grad_norm",
+                &mut g_host,
+            )?;
             ensure_finite(step, &g_host)?;
             Ok((g_host, grads))
         })();
@@ -180,7 +194,14 @@ where
 {
     /// `d_opt` must hold the discriminator's parameters and `g_opt` the generator's;
     /// `d_loss(model, real)` and `g_loss(model, batch_size)` give each player's objective.
-    pub fn new(model: M, d_opt: D, g_opt: G, config: TrainerConfig, d_loss: DL, g_loss: GL) -> Self {
+    pub fn new(
+        model: M,
+        d_opt: D,
+        g_opt: G,
+        config: TrainerConfig,
+        d_loss: DL,
+        g_loss: GL,
+    ) -> Self {
         let clip_grad_norm = config.clip_grad_norm;
         Self {
             engine: Engine::new(config),

@@ -50,7 +50,10 @@ impl CheckpointDir {
     ///
     /// [`TrainError::DirectoryInUse`]: crate::TrainError::DirectoryInUse
     pub fn lock(&self) -> Result<()> {
-        let mut held = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut held = self
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if held.is_none() {
             *held = Some(RunLock::acquire(&self.root)?);
         }

@@ -87,7 +87,11 @@ impl Engine {
 
     /// Averages the task's metrics over one pass of `loader` (batches weighted by size), with
     /// every layer in evaluation mode; the model's own modes are untouched.
-    pub(crate) fn evaluate<T: StepTask>(&self, task: &T, loader: &mut DataLoader) -> Result<Scalars> {
+    pub(crate) fn evaluate<T: StepTask>(
+        &self,
+        task: &T,
+        loader: &mut DataLoader,
+    ) -> Result<Scalars> {
         Mode::evaluating(|| {
             let mut sums: BTreeMap<String, f64> = BTreeMap::new();
             let mut count = 0usize;
@@ -243,10 +247,8 @@ impl Engine {
         #[cfg(feature = "plot")]
         if self.config.loss_plot {
             let dir = &self.config.out_dir;
-            let drawn = super::plot::plot_metrics_file(
-                &dir.join(METRICS_FILE),
-                &dir.join(LOSS_PLOT_FILE),
-            );
+            let drawn =
+                super::plot::plot_metrics_file(&dir.join(METRICS_FILE), &dir.join(LOSS_PLOT_FILE));
             if let Err(e) = drawn {
                 logger.message(&format!("warning: loss plot not written: {e}"));
             }
@@ -286,8 +288,7 @@ impl Engine {
             return Ok(None);
         };
         let state = CheckpointDir::load_trainer_state(&dir)?;
-        task
-            .model_mut()
+        task.model_mut()
             .load_safetensors_with(dir.join(MODEL_FILE), &LoadOptions::strict())?;
         task.load_optimizer_state(&state)?;
         train.restore(&LoaderState::from_tensors(&state, "data.")?)?;

@@ -45,7 +45,11 @@ pub(crate) fn host_scalars(loss_name: &str, loss: &Tensor, metrics: &Metrics) ->
 pub(crate) fn ensure_finite(step: u64, metrics: &Scalars) -> Result<()> {
     let bad = |(_, v): &(&String, &f64)| !v.is_finite();
     let losses = metrics.iter().filter(|(k, _)| k.ends_with("loss"));
-    match losses.clone().find(bad).or_else(|| metrics.iter().find(bad)) {
+    match losses
+        .clone()
+        .find(bad)
+        .or_else(|| metrics.iter().find(bad))
+    {
         Some((metric, value)) => Err(Error::NonFinite {
             step,
             metric: metric.clone(),
@@ -84,6 +88,9 @@ mod tests {
         assert!(err.contains("step 3") && err.contains("`kl`"), "{err}");
         let both = Scalars::from([("grad_norm".into(), f64::NAN), ("loss".into(), f64::NAN)]);
         let err = ensure_finite(3, &both).expect_err("NaN").to_string();
-        assert!(err.contains("`loss`"), "the cause, not its consequence: {err}");
+        assert!(
+            err.contains("`loss`"),
+            "the cause, not its consequence: {err}"
+        );
     }
 }

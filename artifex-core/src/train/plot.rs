@@ -210,7 +210,10 @@ mod tests {
                 loss / 2.0
             );
             if step % 10 == 0 {
-                lines += &format!("{{\"step\":{step},\"split\":\"eval\",\"loss\":{}}}\n", loss * 1.1);
+                lines += &format!(
+                    "{{\"step\":{step},\"split\":\"eval\",\"loss\":{}}}\n",
+                    loss * 1.1
+                );
             }
         }
         lines += "not json\n";
@@ -226,7 +229,10 @@ mod tests {
         let img = image::open(&png).expect("decode").to_rgb8();
         assert_eq!(img.dimensions(), (WIDTH, HEIGHT));
         let coloured = img.pixels().filter(|p| p.0 == [31, 119, 180]).count();
-        assert!(coloured > 100, "the first curve is drawn ({coloured} pixels)");
+        assert!(
+            coloured > 100,
+            "the first curve is drawn ({coloured} pixels)"
+        );
         let _ = std::fs::remove_dir_all(dir);
         Ok(())
     }

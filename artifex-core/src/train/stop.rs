@@ -114,7 +114,8 @@ mod unix {
     /// Runs inside the signal handler: only atomics and the default-action emulation, both
     /// async-signal-safe.
     fn on_signal(signal: i32) {
-        let first = ARMED.load(Ordering::SeqCst) > 0 && RECEIVED.swap(signal, Ordering::SeqCst) == 0;
+        let first =
+            ARMED.load(Ordering::SeqCst) > 0 && RECEIVED.swap(signal, Ordering::SeqCst) == 0;
         if !first {
             let _ = low_level::emulate_default_handler(signal);
         }
