@@ -5,7 +5,7 @@
 //! The example binaries are those `cargo test` builds (`target/<profile>/examples/NAME`,
 //! next to this test's `deps/` directory).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Every example that has a `main`.
@@ -31,12 +31,27 @@ fn example(name: &str) -> PathBuf {
         .expect("target/<profile>")
         .join("examples");
     let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "{} is not built: `cargo test` builds the examples (with `--test cli` alone, add \
-         `--examples` or run `cargo build --release --examples` first)",
-        path.display()
-    );
+    let rebuild = "`cargo test` builds the examples; with `--test cli` alone, run \
+                   `cargo build --release --examples` first";
+    let built = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is not built: {rebuild}", path.display()));
+    // A binary older than its sources would test old code.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let sources = [
+        root.join(format!("{name}.rs")),
+        root.join("common/cli.rs"),
+        root.join("common/checkpoint_args.rs"),
+    ];
+    for source in sources {
+        let changed = std::fs::metadata(&source).and_then(|m| m.modified());
+        assert!(
+            changed.is_ok_and(|t| t <= built),
+            "{} is older than {}: {rebuild}",
+            path.display(),
+            source.display()
+        );
+    }
     path
 }
 
