@@ -42,9 +42,10 @@ pub struct Args {
     /// Adam learning rate
     #[arg(long, value_name = "RATE", default_value_t = 1e-3)]
     pub lr: f64,
-    /// Weight of the KL term. The seed's loss averages both terms (MSE over 784 pixels, KL
-    /// over 20 latents), which weighs the KL ~40x more than the ELBO does; a small beta keeps
-    /// digits sharp
+    /// Weight of the KL term
+    ///
+    /// The seed's loss averages both terms (MSE over 784 pixels, KL over 20 latents), which
+    /// weighs the KL ~40x more than the ELBO does; a small beta keeps digits sharp.
     #[arg(long, value_name = "BETA", default_value_t = 0.02)]
     pub beta: f64,
     /// Seed of the parameters, the data order and the samples
