@@ -51,9 +51,9 @@ pub struct Args {
     /// Seed of the parameters, the data order and the samples
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
-    /// Device to train on (cuda and metal need the matching cargo feature)
-    #[arg(long, value_name = "DEVICE", default_value = "cpu",
-          value_parser = ["cpu", "cuda", "metal"])]
+    /// Device to train on: cpu, cuda, cuda:N, metal or metal:N (cuda and metal need the
+    /// matching cargo feature)
+    #[arg(long, value_name = "DEVICE", default_value = "cpu", value_parser = device_name)]
     pub device: String,
     /// Directory of the MNIST IDX files (gzip or raw)
     #[arg(long, value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist10k"))]
@@ -68,6 +68,21 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 250,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub eval_every: u64,
+}
+
+/// Accepts the device names `device_from_name` knows (whether the device exists is checked
+/// when the run starts).
+fn device_name(name: &str) -> std::result::Result<String, String> {
+    let (kind, ordinal) = match name.split_once(':') {
+        Some((kind, n)) => (kind, Some(n)),
+        None => (name, None),
+    };
+    let ordinal_ok = ordinal.is_none_or(|n| n.parse::<usize>().is_ok());
+    if matches!(kind, "cpu" | "cuda" | "metal") && ordinal_ok {
+        Ok(name.to_string())
+    } else {
+        Err("expected cpu, cuda, cuda:N, metal or metal:N".into())
+    }
 }
 
 impl Default for Args {

@@ -112,7 +112,7 @@ fn help_documents_the_flags_and_defaults() {
         "--eval-every <N>",
         "[default: 250]",
         "--device <DEVICE>",
-        "[possible values: cpu, cuda, metal]",
+        "cpu, cuda, cuda:N, metal or metal:N",
         "--data <DIR>",
         "--out <DIR>",
         "[default: out/train_vae]",
@@ -168,6 +168,7 @@ fn bad_values_exit_2_with_the_usage() {
 
     for (name, args) in [
         ("train_vae", &["--device", "tpu"][..]),
+        ("train_vae", &["--device", "cuda:x"]),
         ("train_vae", &["--batch-size", "0"]),
         ("train_vae", &["--bogus"]),
         ("sample", &["--seed", "-1"]),

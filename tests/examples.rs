@@ -218,6 +218,10 @@ fn train_vae_flags_keep_their_names_and_defaults() {
     );
     assert!(args.resume);
 
+    for device in ["cpu", "cuda", "cuda:1", "metal", "metal:0"] {
+        let args = train_vae::Args::try_parse_from(["train_vae", "--device", device]);
+        assert_eq!(args.expect(device).device, device);
+    }
     let err = train_vae::Args::try_parse_from(["train_vae", "--steps", "abc"]).unwrap_err();
     assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
     assert_eq!(err.exit_code(), 2);
