@@ -1,6 +1,7 @@
 //! Every example runs here in a reduced mode, so none of them can rot.
 
-// `sample` and `reconstruct` each include examples/common/args.rs for their own `main`.
+// Each example includes examples/common/cli.rs (and `sample` and `reconstruct` also
+// common/checkpoint_args.rs) for its own `main`.
 #![allow(clippy::duplicate_mod)]
 
 #[path = "../examples/architecture_patterns.rs"]
@@ -22,10 +23,11 @@ mod sample;
 #[path = "../examples/train_vae.rs"]
 mod train_vae;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use artifex_core::Configurable;
 use artifex_models::CustomVAE;
+use clap::Parser;
 
 fn out_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("artifex-example-{name}-{}", std::process::id()));
@@ -166,6 +168,112 @@ fn train_vae_main_job_reduced() {
         ..args
     };
     assert_eq!(train_vae::run(&more).expect("resume").steps, 10);
+}
+
+#[test]
+fn train_vae_flags_keep_their_names_and_defaults() {
+    let defaults = train_vae::Args::default();
+    assert_eq!(
+        (defaults.steps, defaults.batch_size, defaults.eval_every),
+        (1500, 128, 250)
+    );
+    assert_eq!((defaults.lr, defaults.beta, defaults.seed), (1e-3, 0.02, 0));
+    assert_eq!(defaults.device, "cpu");
+    assert_eq!(defaults.out, Path::new("out/train_vae"));
+    assert!(
+        defaults.data.join("train-images-idx3-ubyte.gz").is_file(),
+        "the default --data is the bundled subset: {}",
+        defaults.data.display()
+    );
+    assert!(!defaults.resume);
+
+    let args = train_vae::Args::try_parse_from([
+        "train_vae",
+        "--steps",
+        "7",
+        "--batch-size",
+        "16",
+        "--lr",
+        "0.5",
+        "--beta",
+        "1",
+        "--seed",
+        "3",
+        "--eval-every",
+        "2",
+        "--device",
+        "cpu",
+        "--data",
+        "d",
+        "--out",
+        "o",
+        "--resume",
+    ])
+    .expect("every flag parses");
+    assert_eq!((args.steps, args.batch_size, args.eval_every), (7, 16, 2));
+    assert_eq!((args.lr, args.beta, args.seed), (0.5, 1.0, 3));
+    assert_eq!(
+        (args.data.as_path(), args.out.as_path()),
+        (Path::new("d"), Path::new("o"))
+    );
+    assert!(args.resume);
+
+    for device in ["cpu", "cuda", "cuda:1", "metal", "metal:0"] {
+        let args = train_vae::Args::try_parse_from(["train_vae", "--device", device]);
+        assert_eq!(args.expect(device).device, device);
+    }
+    let err = train_vae::Args::try_parse_from(["train_vae", "--steps", "abc"]).unwrap_err();
+    assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    assert_eq!(err.exit_code(), 2);
+}
+
+#[test]
+fn sample_and_reconstruct_take_flags_or_positions() {
+    let flags = sample::Args::try_parse_from([
+        "sample",
+        "--checkpoint",
+        "m.st",
+        "--out",
+        "s.png",
+        "--seed",
+        "7",
+    ])
+    .expect("flags");
+    let positions =
+        sample::Args::try_parse_from(["sample", "m.st", "s.png", "7"]).expect("positions");
+    for a in [&flags, &positions] {
+        assert_eq!(a.files.checkpoint(), Path::new("m.st"));
+        assert_eq!(a.files.out(), Path::new("s.png"));
+        assert_eq!(a.seed(), 7);
+    }
+    let defaults = sample::Args::try_parse_from(["sample"]).expect("defaults");
+    assert_eq!(
+        defaults.files.checkpoint(),
+        Path::new("out/train_vae/model.safetensors")
+    );
+    assert_eq!(
+        defaults.files.out(),
+        Path::new("out/train_vae/samples_again.png")
+    );
+    assert_eq!(defaults.seed(), 0);
+    // One value given both ways is ambiguous.
+    let err = sample::Args::try_parse_from(["sample", "a.st", "--checkpoint", "b.st"]).unwrap_err();
+    assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+
+    let r = reconstruct::Args::try_parse_from(["reconstruct", "m.st", "--count", "5"])
+        .expect("mixed forms of different values");
+    assert_eq!(r.files.checkpoint(), Path::new("m.st"));
+    assert_eq!(
+        r.files.out(),
+        Path::new("out/train_vae/reconstructions_again.png")
+    );
+    assert_eq!(r.count(), 5);
+    assert_eq!(
+        reconstruct::Args::try_parse_from(["reconstruct", "m.st", "r.png", "9"])
+            .expect("positions")
+            .count(),
+        9
+    );
 }
 
 #[test]
