@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use artifex_core::data::{DataLoader, TensorDataset};
@@ -24,19 +25,22 @@ const CHILD_DIR: &str = "ARTIFEX_INTERRUPT_CHILD_DIR";
 const CHILD_STEP_MS: &str = "ARTIFEX_INTERRUPT_STEP_MS";
 const TOTAL_STEPS: u64 = 400;
 
-fn trainer(
-    dir: &Path,
-    step_ms: u64,
-) -> Result<Trainer<Mlp, Adam, impl Fn(&Mlp, &[Tensor]) -> Result<(Tensor, Metrics)>>> {
+/// Milliseconds each step of this process sleeps.
+static STEP_MS: AtomicU64 = AtomicU64::new(0);
+
+type MlpLoss = fn(&Mlp, &[Tensor]) -> Result<(Tensor, Metrics)>;
+
+fn slow_loss(m: &Mlp, b: &[Tensor]) -> Result<(Tensor, Metrics)> {
+    std::thread::sleep(Duration::from_millis(STEP_MS.load(Ordering::SeqCst)));
+    let mse = artifex_core::losses::mse(&m.forward(&b[0])?, &b[1])?;
+    Ok((mse, Metrics::new()))
+}
+
+fn trainer(dir: &Path) -> Result<Trainer<Mlp, Adam, MlpLoss>> {
     let model = Mlp::builder(8, 16, 2).rate(0.2).build(&mut Rngs::new(11))?;
     let optimizer = Adam::new(model.named_params(), 1e-2)?;
-    let loss = move |m: &Mlp, b: &[Tensor]| -> Result<(Tensor, Metrics)> {
-        std::thread::sleep(Duration::from_millis(step_ms));
-        let mse = artifex_core::losses::mse(&m.forward(&b[0])?, &b[1])?;
-        Ok((mse, Metrics::new()))
-    };
     let config = TrainerConfig::new(TOTAL_STEPS, dir).checkpoint_every(100);
-    Ok(Trainer::new(model, optimizer, config, loss))
+    Ok(Trainer::new(model, optimizer, config, slow_loss as MlpLoss))
 }
 
 fn loader() -> Result<DataLoader> {
@@ -56,7 +60,8 @@ fn child_training_process() -> Result<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2);
-    let mut trainer = trainer(Path::new(&dir), step_ms)?;
+    STEP_MS.store(step_ms, Ordering::SeqCst);
+    let mut trainer = trainer(Path::new(&dir))?;
     let history = trainer.fit(&mut loader()?, None)?;
     println!(
         "CHILD stop={:?} step={} checkpoint={}",
@@ -158,7 +163,7 @@ fn interrupt_child(dir: &Path, signal: &str) -> (u64, String, String) {
 #[test]
 fn sigint_finishes_the_step_writes_a_checkpoint_and_resumes_bitwise() -> Result<()> {
     let straight_dir = out_dir("straight");
-    let mut straight = trainer(&straight_dir, 0)?;
+    let mut straight = trainer(&straight_dir)?;
     straight.fit(&mut loader()?, None)?;
     let expected = state_bytes(straight.model());
 
@@ -182,7 +187,7 @@ fn sigint_finishes_the_step_writes_a_checkpoint_and_resumes_bitwise() -> Result<
     let log = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("log");
     assert_eq!(log.lines().count() as u64, step);
 
-    let mut resumed = trainer(&dir, 0)?;
+    let mut resumed = trainer(&dir)?;
     let mut data = loader()?;
     assert_eq!(resumed.resume(&mut data)?, Some(step));
     let history = resumed.fit(&mut data, None)?;

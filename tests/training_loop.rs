@@ -40,15 +40,14 @@ fn loader(rows: usize, batch_size: usize, drop_last: bool) -> Result<DataLoader>
     )
 }
 
-fn mlp_trainer(
-    seed: u64,
-    config: TrainerConfig,
-) -> Result<Trainer<Mlp, Adam, impl Fn(&Mlp, &[Tensor]) -> Result<(Tensor, Metrics)>>> {
+type MlpLoss = fn(&Mlp, &[Tensor]) -> Result<(Tensor, Metrics)>;
+
+fn mlp_trainer(seed: u64, config: TrainerConfig) -> Result<Trainer<Mlp, Adam, MlpLoss>> {
     let model = Mlp::builder(8, 16, 2)
         .rate(0.2)
         .build(&mut Rngs::new(seed))?;
     let opt = Adam::new(model.named_params(), 1e-2)?;
-    Ok(Trainer::new(model, opt, config, loss))
+    Ok(Trainer::new(model, opt, config, loss as MlpLoss))
 }
 
 /// A small GAN on 4x4 "images" and its two optimizers.
