@@ -1,6 +1,7 @@
 //! The examples' command lines, run as real child processes: `--help` everywhere, usage
 //! errors exit 2 with the usage, failures exit 1 with a readable message and its causes.
-//! No training runs here: every case stops at parsing or at the first file it reads.
+//! Every case but one stops at parsing or at the first file it reads; the last test trains
+//! `train_vae` for a few steps to check Ctrl-C, `--resume` and the run-directory rules.
 //!
 //! The example binaries are those `cargo test` builds (`target/<profile>/examples/NAME`,
 //! next to this test's `deps/` directory).
@@ -232,4 +233,84 @@ fn a_missing_data_directory_exits_1_with_a_readable_message() {
         err.starts_with("error: data directory /nonexistent/mnist: no file"),
         "{err}"
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn train_vae_stops_on_ctrl_c_with_a_checkpoint_refuses_a_used_dir_and_resumes() {
+    let out = std::env::temp_dir().join(format!("artifex-cli-ctrl-c-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let out_arg = out.display().to_string();
+    let common = [
+        "--batch-size",
+        "16",
+        "--eval-every",
+        "1000",
+        "--out",
+        &out_arg,
+    ];
+    let child = Command::new(example("train_vae"))
+        .args(["--steps", "100000"])
+        .args(common)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn train_vae");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::fs::read_to_string(out.join("metrics.jsonl")).map_or(0, |t| t.lines().count()) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "train_vae logged no steps"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let done = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(
+        done.status.code(),
+        Some(130),
+        "128 + SIGINT\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("continue with --resume"), "{stdout}");
+    assert!(stderr.contains("interrupted (SIGINT) at step"), "{stderr}");
+    let step: u64 = stdout
+        .split("stopped at step ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let checkpoint = out.join(format!("checkpoints/step-{step:08}"));
+    assert!(checkpoint.join("model.safetensors").is_file(), "{stdout}");
+
+    // A fresh run into the same directory is refused, with what to do.
+    let steps = (step + 2).to_string();
+    let (code, _, stderr) = run("train_vae", &[&["--steps", &steps], &common[..]].concat());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("already holds a training run") && stderr.contains("--overwrite"),
+        "{stderr}"
+    );
+    assert_no_debug_text(&stderr);
+
+    // --resume continues to the new total and finishes the job.
+    let (code, stdout, stderr) = run(
+        "train_vae",
+        &[&["--steps", &steps, "--resume"], &common[..]].concat(),
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("resumed from step {step}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(2 steps in"), "{stdout}");
+    for file in ["model.safetensors", "samples.png", "loss.png"] {
+        assert!(out.join(file).is_file(), "{file}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
 }
