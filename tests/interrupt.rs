@@ -8,7 +8,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use artifex_core::data::{DataLoader, TensorDataset};
 use artifex_core::optim::Adam;
 use artifex_core::prelude::*;
 use artifex_core::train::{Metrics, RunLock, StopReason, Trainer, TrainerConfig};
-use common::{batch, state_bytes, Mlp};
+use common::{batch, fresh_dir, state_bytes, Mlp};
 
 /// Set in the child: the run directory it trains into.
 const CHILD_DIR: &str = "ARTIFEX_INTERRUPT_CHILD_DIR";
@@ -74,12 +74,6 @@ fn child_training_process() -> Result<()> {
             .unwrap_or_default()
     );
     Ok(())
-}
-
-fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("artifex-int-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 fn spawn_child(dir: &Path, step_ms: u64) -> Child {
@@ -162,12 +156,12 @@ fn interrupt_child(dir: &Path, signal: &str) -> (u64, String, String) {
 
 #[test]
 fn sigint_finishes_the_step_writes_a_checkpoint_and_resumes_bitwise() -> Result<()> {
-    let straight_dir = out_dir("straight");
+    let straight_dir = fresh_dir("int-straight");
     let mut straight = trainer(&straight_dir)?;
     straight.fit(&mut loader()?, None)?;
     let expected = state_bytes(straight.model());
 
-    let dir = out_dir("sigint");
+    let dir = fresh_dir("int-sigint");
     let (step, stdout, stderr) = interrupt_child(&dir, "INT");
     assert!(stdout.contains("stop=Signal(2)"), "{stdout}");
     assert!((30..TOTAL_STEPS).contains(&step), "stopped at {step}");
@@ -205,7 +199,7 @@ fn sigint_finishes_the_step_writes_a_checkpoint_and_resumes_bitwise() -> Result<
 
 #[test]
 fn sigterm_stops_the_same_way() {
-    let dir = out_dir("sigterm");
+    let dir = fresh_dir("int-sigterm");
     let (step, stdout, stderr) = interrupt_child(&dir, "TERM");
     assert!(stdout.contains("stop=Signal(15)"), "{stdout}");
     assert!(stderr.contains("terminated (SIGTERM)"), "{stderr}");
@@ -216,7 +210,7 @@ fn sigterm_stops_the_same_way() {
 
 #[test]
 fn a_second_ctrl_c_aborts_at_once() {
-    let dir = out_dir("twice");
+    let dir = fresh_dir("int-twice");
     // Slow steps: the first SIGINT asks for a stop after this step, the second kills.
     let mut child = spawn_child(&dir, 3000);
     wait_for_steps(&dir, 1, &mut child);

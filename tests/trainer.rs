@@ -10,13 +10,7 @@ use artifex_core::data::{DataLoader, TensorDataset};
 use artifex_core::optim::Adam;
 use artifex_core::prelude::*;
 use artifex_core::train::{Metrics, Trainer, TrainerConfig};
-use common::{batch, state_bytes, Mlp};
-
-fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("artifex-trainer-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use common::{batch, fresh_dir, state_bytes, Mlp};
 
 fn loss(model: &Mlp, batch: &[Tensor]) -> Result<(Tensor, Metrics)> {
     let pred = model.forward(&batch[0])?;
@@ -48,13 +42,13 @@ fn config(steps: u64, dir: &PathBuf) -> TrainerConfig {
 
 #[test]
 fn stopping_at_200_and_resuming_to_400_is_bitwise_identical_to_400_steps() -> Result<()> {
-    let dir_a = out_dir("straight");
+    let dir_a = fresh_dir("trainer-straight");
     let (model, opt, mut loader) = setup(0)?;
     let mut straight = Trainer::new(model, opt, config(400, &dir_a), loss);
     straight.fit(&mut loader, None)?;
     let expected = state_bytes(straight.model());
 
-    let dir_b = out_dir("resumed");
+    let dir_b = fresh_dir("trainer-resumed");
     let (model, opt, mut loader) = setup(0)?;
     let mut first = Trainer::new(model, opt, config(200, &dir_b), loss);
     first.fit(&mut loader, None)?;
@@ -92,7 +86,7 @@ fn stopping_at_200_and_resuming_to_400_is_bitwise_identical_to_400_steps() -> Re
 
 #[test]
 fn training_lowers_the_loss_and_evaluation_runs_in_eval_mode() -> Result<()> {
-    let dir = out_dir("eval");
+    let dir = fresh_dir("trainer-eval");
     let (model, opt, mut loader) = setup(1)?;
     let (_, _, mut val) = setup(1)?;
     let mut trainer = Trainer::new(
@@ -127,7 +121,7 @@ fn training_lowers_the_loss_and_evaluation_runs_in_eval_mode() -> Result<()> {
 
 #[test]
 fn a_non_finite_step_is_refused_and_leaves_model_and_checkpoint_intact() -> Result<()> {
-    let dir = out_dir("nan");
+    let dir = fresh_dir("trainer-nan");
     let poison = Arc::new(AtomicBool::new(false));
     let flag = poison.clone();
     let poisoned_loss = move |m: &Mlp, b: &[Tensor]| -> Result<(Tensor, Metrics)> {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,13 +16,7 @@ use artifex_core::train::{
 };
 use artifex_core::TrainError;
 use artifex_models::Gan;
-use common::{batch, state_bytes, Mlp};
-
-fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("artifex-loop-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use common::{batch, fresh_dir, state_bytes, Mlp};
 
 fn loss(model: &Mlp, batch: &[Tensor]) -> Result<(Tensor, Metrics)> {
     let pred = model.forward(&batch[0])?;
@@ -73,7 +67,7 @@ fn d_loss(m: &Gan, real: &Tensor) -> Result<(Tensor, Metrics)> {
 
 #[test]
 fn an_empty_loader_is_an_error_for_both_trainers_not_an_endless_loop() -> Result<()> {
-    let dir = out_dir("empty");
+    let dir = fresh_dir("loop-empty");
     let mut trainer = mlp_trainer(0, TrainerConfig::new(10, &dir))?;
     let mut empty = loader(3, 8, true)?;
     let err = trainer.fit(&mut empty, None).expect_err("no batch");
@@ -110,7 +104,7 @@ fn an_empty_loader_is_an_error_for_both_trainers_not_an_endless_loop() -> Result
 
 #[test]
 fn a_non_finite_generator_loss_refuses_the_whole_gan_step() -> Result<()> {
-    let dir = out_dir("gan-nan");
+    let dir = fresh_dir("loop-gan-nan");
     let (gan, d_opt, g_opt) = small_gan(1)?;
     let poison = Arc::new(AtomicBool::new(false));
     let flag = poison.clone();
@@ -183,8 +177,8 @@ fn a_gan_run_stopped_and_resumed_matches_a_straight_run_bitwise() -> Result<()> 
         trainer.fit(&mut data, None)?;
         Ok(state_bytes(trainer.model()))
     };
-    let straight = run(&out_dir("gan-straight"), 40, false)?;
-    let dir = out_dir("gan-resumed");
+    let straight = run(&fresh_dir("loop-gan-straight"), 40, false)?;
+    let dir = fresh_dir("loop-gan-resumed");
     run(&dir, 20, false)?;
     assert_eq!(run(&dir, 40, true)?, straight);
     Ok(())
@@ -192,7 +186,7 @@ fn a_gan_run_stopped_and_resumed_matches_a_straight_run_bitwise() -> Result<()> 
 
 #[test]
 fn a_fresh_run_refuses_a_used_directory_overwrite_clears_it_and_resume_appends() -> Result<()> {
-    let dir = out_dir("fresh");
+    let dir = fresh_dir("loop-fresh");
     let config = || TrainerConfig::new(10, &dir).checkpoint_every(5);
     let mut data = loader(64, 16, false)?;
     mlp_trainer(0, config())?.fit(&mut data, None)?;
@@ -255,7 +249,7 @@ fn logged_steps(dir: &Path) -> Vec<u64> {
 
 #[test]
 fn two_trainers_cannot_write_into_one_checkpoint_directory() -> Result<()> {
-    let dir = out_dir("lock");
+    let dir = fresh_dir("loop-lock");
     let mut first = mlp_trainer(0, TrainerConfig::new(3, &dir))?;
     first.fit(&mut loader(32, 16, false)?, None)?;
     let mut second = mlp_trainer(0, TrainerConfig::new(6, &dir))?;
@@ -278,7 +272,7 @@ fn two_trainers_cannot_write_into_one_checkpoint_directory() -> Result<()> {
 
 #[test]
 fn fit_and_evaluate_keep_the_modes_a_user_set() -> Result<()> {
-    let dir = out_dir("modes");
+    let dir = fresh_dir("loop-modes");
     let mut trainer = mlp_trainer(3, TrainerConfig::new(20, &dir).eval_every(10))?;
     // Freeze the BatchNorm's statistics: it stays in eval mode through fit and evaluate.
     trainer.model_mut().bn.eval();
@@ -311,12 +305,12 @@ fn fit_and_evaluate_keep_the_modes_a_user_set() -> Result<()> {
 
 #[test]
 fn a_stop_request_ends_after_the_step_with_a_checkpoint_that_resumes_bitwise() -> Result<()> {
-    let straight_dir = out_dir("stop-straight");
+    let straight_dir = fresh_dir("loop-stop-straight");
     let mut straight = mlp_trainer(4, TrainerConfig::new(60, &straight_dir))?;
     straight.fit(&mut loader(64, 16, false)?, None)?;
     let expected = state_bytes(straight.model());
 
-    let dir = out_dir("stop");
+    let dir = fresh_dir("loop-stop");
     let handle: Arc<Mutex<Option<StopHandle>>> = Arc::default();
     let shared = handle.clone();
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -362,7 +356,7 @@ fn a_stop_request_ends_after_the_step_with_a_checkpoint_that_resumes_bitwise() -
 
 #[test]
 fn the_log_keeps_f32_precision_and_the_loss_plot_is_drawn() -> Result<()> {
-    let dir = out_dir("log");
+    let dir = fresh_dir("loop-log");
     let mut trainer = mlp_trainer(5, TrainerConfig::new(8, &dir).eval_every(4))?;
     trainer.fit(
         &mut loader(64, 16, false)?,
