@@ -222,7 +222,7 @@ mod tests {
         let labels: Vec<&str> = curves.curves.keys().map(String::as_str).collect();
         assert_eq!(labels, ["eval loss", "train kl_loss", "train loss"]);
         assert_eq!(curves.curves["train loss"].len(), 50);
-        assert_eq!(curves.curves["eval loss"][4], (50, 1.1 / 50.0));
+        assert_eq!(curves.curves["eval loss"][4], (50, (1.0 / 50.0) * 1.1));
 
         let png = dir.join("loss.png");
         plot_metrics_file(&log, &png)?;
