@@ -441,5 +441,11 @@ mod tests {
                 .unwrap();
         assert!((mean * 6.0 - sum).abs() < 1e-5, "{mean} {sum}");
         assert!((flat.iter().sum::<f32>() - sum).abs() < 1e-5);
+        // Every integer label dtype gives the same loss.
+        for dtype in [DType::U8, DType::I16, DType::I32, DType::I64] {
+            let y = y3.to_dtype(dtype).unwrap();
+            let m: f32 = cross_entropy(&x3, &y).unwrap().to_scalar().unwrap();
+            assert_eq!(m, mean, "{dtype:?}");
+        }
     }
 }
