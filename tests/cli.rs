@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Every example that has a `main`.
-const EXAMPLES: [&str; 10] = [
+const EXAMPLES: [&str; 11] = [
     "train_vae",
+    "mnist_classifier",
     "sample",
     "reconstruct",
     "custom_gan",
