@@ -12,6 +12,9 @@
 //!     [--prefix P]                      read FILE's entries under P (as LoadOptions::prefix)
 //!     [--convert-dtype]                 float dtype changes are conversions, not mismatches
 //!     [--rng-optional]                  absent rng state is fine (as LoadOptions::nnx)
+//! artifex inspect --config FILE.json --type CustomVAE
+//!                                       the parameter tree and memory of a model from its
+//!                                       config, shapes only (nothing allocated)
 //! ```
 //!
 //! Exit status: 0 on success (for `--diff`: the strict load would succeed), 1 when the diff
@@ -19,12 +22,14 @@
 
 #![warn(missing_docs)]
 
+mod abstract_tree;
 mod args;
 mod inspect;
 mod tree;
 
 use std::io::Write;
 
+pub use abstract_tree::{abstract_tree, print_abstract_tree};
 pub use args::{parse, Command, USAGE};
 pub use inspect::{diff, inspect, kind_name, print_diff, print_inspection};
 
@@ -57,6 +62,13 @@ pub fn run(args: &[String], out: &mut impl Write, err: &mut impl Write) -> i32 {
                     .map(|_| i32::from(!report.is_clean()))
                     .map_err(|e| text(&e))
             }),
+        Command::InspectConfig { config, type_name } => {
+            abstract_tree(config, type_name).and_then(|state| {
+                print_abstract_tree(type_name, config, &state, out)
+                    .map(|_| 0)
+                    .map_err(|e| text(&e))
+            })
+        }
     };
     match result {
         Ok(code) => code,
