@@ -30,6 +30,8 @@ pub struct SeedModel {
     pub bits: StateBits,
     /// `from_checkpoint` of a file.
     pub load: fn(&Path) -> Result<StateBits>,
+    /// `from_checkpoint` of a file, the model dropped.
+    pub from_checkpoint: fn(&Path) -> Result<()>,
     /// What `from_checkpoint` did before shape-first construction: build from the config
     /// with `Rngs::new(0)` (random values), then load strictly.
     pub load_by_building: fn(&Path) -> Result<StateBits>,
@@ -76,6 +78,10 @@ fn load<M: Configurable>(path: &Path) -> Result<StateBits> {
     Ok(state_bits(&M::from_checkpoint(path)?))
 }
 
+fn from_checkpoint<M: Configurable>(path: &Path) -> Result<()> {
+    M::from_checkpoint(path).map(drop)
+}
+
 fn load_by_building<M: Configurable>(path: &Path) -> Result<StateBits> {
     let config: M::Config = read_config(path)?;
     let mut model = M::from_config(config, &mut Rngs::new(0))?;
@@ -104,6 +110,7 @@ fn seed<M: Configurable>(
         specs: model_specs(&model),
         bits: state_bits(&model),
         load: load::<M>,
+        from_checkpoint: from_checkpoint::<M>,
         load_by_building: load_by_building::<M>,
         abstract_state: abstract_state::<M>,
     }
