@@ -282,3 +282,40 @@ fn from_checkpoint_timing() {
     );
     std::fs::remove_dir_all(&dir).expect("clean");
 }
+
+/// Every container kind, built by `#[init]` expressions of every shape.
+#[artifex_core::module]
+struct Containers {
+    #[init([Linear::new(3, 4, rngs)?, Linear::new(4, 5, rngs)?])]
+    pair: [Linear; 2],
+    #[init(std::collections::BTreeMap::from([("b".to_string(), BatchNorm::new(5, rngs)?), ("a".to_string(), BatchNorm::new(2, rngs)?)]))]
+    norms: std::collections::BTreeMap<String, BatchNorm>,
+    #[init(vec![boxed(Linear::new(5, 6, rngs)?), boxed(Dropout::new(0.5, rngs)?)])]
+    layers: Vec<BoxedLayer>,
+    #[init((Embed::new(7, 3, rngs)?, Box::new(LayerNorm::new(3, rngs)?)))]
+    tuple: (Embed, Box<LayerNorm>),
+    #[init(if width > 2 { Some(Conv::new(2, width, vec![3, 3], rngs)?) } else { None })]
+    conv: Option<Conv>,
+    #[param(init = zeros, shape = [width, 2], dtype = DType::F64)]
+    extra: Param,
+    #[rng(stream = "dropout")]
+    noise: RngStream,
+    #[config]
+    width: usize,
+}
+
+#[test]
+fn abstract_state_covers_every_container() {
+    let built = Containers::new(4, &mut Rngs::new(0)).expect("build");
+    assert_eq!(built.width, 4);
+    let state =
+        AbstractState::trace(Limits::any_size(), |rngs| Containers::new(4, rngs)).expect("trace");
+    assert_eq!(state.specs(), artifex_core::checkpoint::model_specs(&built));
+    assert!(state
+        .vars
+        .iter()
+        .any(|v| v.path == "extra" && v.dtype == DType::F64));
+    assert!(state.vars.iter().any(|v| v.path == "layers.1.rngs.key"));
+    assert_eq!(state.num_params(), built.num_params());
+    assert_eq!(state.summary().bytes(), built.summary().bytes());
+}
