@@ -61,7 +61,7 @@ impl CustomGenerator {
 #[check(!hidden_dims.is_empty(), "hidden_dims needs at least one width")]
 pub struct CustomDiscriminator {
     /// One layer per width.
-    #[init(dims_in(&input_shape, &hidden_dims)?.map(|(i, o)| dense(i, o, spectral_norm, rngs)).collect::<Result<_>>()?)]
+    #[init(dims_in(artifex_core::checked_product("CustomDiscriminator", "input_shape", &input_shape)?, &hidden_dims).map(|(i, o)| dense(i, o, spectral_norm, rngs)).collect::<Result<_>>()?)]
     pub layers: Vec<BoxedLayer>,
     /// `hidden_dims[-1] -> 1`.
     #[init(dense(hidden_dims[hidden_dims.len() - 1], 1, spectral_norm, rngs)?)]
@@ -77,14 +77,11 @@ pub struct CustomDiscriminator {
     pub spectral_norm: bool,
 }
 
-fn dims_in<'a>(
-    input_shape: &[usize],
-    dims: &'a [usize],
-) -> Result<impl Iterator<Item = (usize, usize)> + 'a> {
-    let input = artifex_core::checked_product("CustomDiscriminator", "input_shape", input_shape)?;
-    Ok(std::iter::once(input)
+/// `(input, width)` of each hidden layer, the first taking `input` features.
+fn dims_in(input: usize, dims: &[usize]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    std::iter::once(input)
         .chain(dims.iter().copied())
-        .zip(dims.iter().copied()))
+        .zip(dims.iter().copied())
 }
 
 fn dense(din: usize, dout: usize, spectral_norm: bool, rngs: &mut Rngs) -> Result<BoxedLayer> {
