@@ -238,48 +238,47 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// `from_checkpoint` of bench_vae's ~97 MB CustomVAE (2048-2560-2048) against what it did
-/// before (build from the config with random values, then load), interleaved:
+/// `from_checkpoint` of the main job's CustomVAE (784-512-256-128) and of bench_vae's ~97 MB
+/// one (2048-2560-2048) against what it did before (build from the config with random
+/// values, then load), interleaved:
 /// `cargo test --release --test abstract_state -- --ignored --nocapture from_checkpoint_timing`.
 #[test]
 #[ignore = "timing; run by hand"]
 fn from_checkpoint_timing() {
     let dir = tmp_dir("timing");
-    let widths = vec![2048, 2560, 2048];
-    let vae = CustomVAE::new(
-        vec![28, 28, 1],
-        20,
-        widths.clone(),
-        widths,
-        &mut Rngs::new(1),
-    )
-    .expect("vae");
-    let path = dir.join("vae97.safetensors");
-    vae.save_checkpoint(&path).expect("save");
-    let mb = std::fs::metadata(&path).expect("size").len() as f64 / 1e6;
     let before = |p: &Path| -> Result<CustomVAE> {
         let config: <CustomVAE as Configurable>::Config = artifex_core::read_config(p)?;
         let mut model = CustomVAE::from_config(config, &mut Rngs::new(0))?;
         model.load_safetensors(p)?;
         Ok(model)
     };
-    let (mut old, mut new) = (Vec::new(), Vec::new());
-    for _ in 0..7 {
-        let t = Instant::now();
-        let a = before(&path).expect("before");
-        old.push(t.elapsed().as_secs_f64() * 1e3);
-        drop(a);
-        let t = Instant::now();
-        let b = CustomVAE::from_checkpoint(&path).expect("after");
-        new.push(t.elapsed().as_secs_f64() * 1e3);
-        assert_eq!(state_bits(&b), state_bits(&vae), "bitwise the same");
+    let main_job = (vec![512, 256, 128], vec![128, 256, 512]);
+    let bench = (vec![2048, 2560, 2048], vec![2048, 2560, 2048]);
+    for (encoder, decoder) in [main_job, bench] {
+        let vae =
+            CustomVAE::new(vec![28, 28, 1], 20, encoder, decoder, &mut Rngs::new(1)).expect("vae");
+        let path = dir.join("vae.safetensors");
+        vae.save_checkpoint(&path).expect("save");
+        let mb = std::fs::metadata(&path).expect("size").len() as f64 / 1e6;
+        let (mut old, mut new) = (Vec::new(), Vec::new());
+        for _ in 0..7 {
+            let t = Instant::now();
+            let a = before(&path).expect("before");
+            old.push(t.elapsed().as_secs_f64() * 1e3);
+            drop(a);
+            let t = Instant::now();
+            let b = CustomVAE::from_checkpoint(&path).expect("after");
+            new.push(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(state_bits(&b), state_bits(&vae), "bitwise the same");
+        }
+        let (old, new) = (median(old), median(new));
+        eprintln!(
+            "from_checkpoint of a {mb:.1} MB CustomVAE, median of 7 interleaved: before \
+             (random init + load) {old:.2} ms, after (shape check + zeroed + fill) {new:.2} ms: \
+             {:.2}x faster",
+            old / new
+        );
     }
-    let (old, new) = (median(old), median(new));
-    eprintln!(
-        "from_checkpoint of a {mb:.1} MB CustomVAE, median of 7 interleaved: before (random \
-         init + load) {old:.1} ms, after (shape check + zeroed + fill) {new:.1} ms: {:.2}x faster",
-        old / new
-    );
     std::fs::remove_dir_all(&dir).expect("clean");
 }
 
