@@ -38,12 +38,25 @@ pub enum Command {
     Inspect(InspectArgs),
 }
 
-/// `artifex inspect FILE [--diff OTHER] [--prefix P] [--convert-dtype] [--rng-optional]`.
+/// `artifex inspect FILE [--diff OTHER] [--prefix P] [--convert-dtype] [--rng-optional]`, or
+/// `artifex inspect --config FILE.json --type MODEL`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct InspectArgs {
     /// The safetensors file to inspect (with --diff: the file to load)
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    #[arg(
+        value_name = "FILE",
+        required_unless_present = "config",
+        conflicts_with = "config"
+    )]
+    pub file: Option<PathBuf>,
+    /// Instead of a file: the tree and memory of a model built from this JSON config (a
+    /// checkpoint's `config` metadata), shapes only: nothing is allocated, so models too big
+    /// for this machine can be inspected
+    #[arg(long, value_name = "FILE.json", requires = "type_name")]
+    pub config: Option<PathBuf>,
+    /// With --config: the model type (CustomVAE, Gan, ... ; see artifex_models::MODEL_TYPES)
+    #[arg(long = "type", value_name = "MODEL", requires = "config")]
+    pub type_name: Option<String>,
     /// Compare: what loading FILE into a model with OTHER's entries would report
     #[arg(long, value_name = "OTHER")]
     pub diff: Option<PathBuf>,

@@ -13,6 +13,9 @@
 //!     [--convert-dtype]                 float dtype changes are conversions, not mismatches
 //!     [--rng-optional]                  absent rng state is fine (as LoadOptions::nnx)
 //! artifex --help, artifex inspect --help
+//! artifex inspect --config FILE.json --type CustomVAE
+//!                                       the parameter tree and memory of a model from its
+//!                                       config, shapes only (nothing allocated)
 //! ```
 //!
 //! Exit status: 0 on success (for `--diff`: the strict load would succeed), 1 when the diff
@@ -21,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+mod abstract_tree;
 mod args;
 mod inspect;
 mod tree;
@@ -32,6 +36,7 @@ use artifex_core::ErrorChain;
 use clap::error::{ContextKind, ContextValue};
 use clap::{CommandFactory, Parser};
 
+pub use abstract_tree::{abstract_tree, print_abstract_tree};
 pub use args::{Cli, Command, InspectArgs};
 pub use inspect::{diff, inspect, kind_name, print_diff, print_inspection};
 
@@ -103,16 +108,24 @@ type AnyError = Box<dyn std::error::Error + 'static>;
 
 fn execute(command: &Command, out: &mut impl Write) -> Result<i32, AnyError> {
     match command {
-        Command::Inspect(a) => match &a.diff {
-            None => {
-                print_inspection(&inspect(&a.file)?, out)?;
+        Command::Inspect(a) => match (&a.file, &a.config, &a.type_name) {
+            (_, Some(config), Some(type_name)) => {
+                let state = abstract_tree(config, type_name)?;
+                print_abstract_tree(type_name, config, &state, out)?;
                 Ok(0)
             }
-            Some(other) => {
-                let report = diff(&a.file, other, &a.load_options())?;
-                print_diff(&a.file, other, &report, out)?;
-                Ok(i32::from(!report.is_clean()))
-            }
+            (Some(file), _, _) => match &a.diff {
+                None => {
+                    print_inspection(&inspect(file)?, out)?;
+                    Ok(0)
+                }
+                Some(other) => {
+                    let report = diff(file, other, &a.load_options())?;
+                    print_diff(file, other, &report, out)?;
+                    Ok(i32::from(!report.is_clean()))
+                }
+            },
+            _ => Err("inspect needs a FILE, or --config FILE.json with --type MODEL".into()),
         },
     }
 }

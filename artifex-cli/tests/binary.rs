@@ -54,3 +54,42 @@ fn an_unreadable_file_exits_2_with_the_message_and_its_cause() {
          caused by: No such file or directory (os error 2)\n"
     );
 }
+
+#[test]
+fn inspect_config_prints_a_model_too_big_to_build_without_allocating_it() {
+    use artifex_core::Configurable;
+    let model = artifex_models::CustomVAE::new(
+        vec![28, 28, 1],
+        20,
+        vec![64],
+        vec![64],
+        &mut artifex_core::Rngs::new(0),
+    )
+    .expect("small VAE");
+    // The small model's config with two 100,000-wide hidden layers each side: ~80 GB.
+    let json = serde_json::to_string(&model.config())
+        .expect("config json")
+        .replace("[64]", "[100000,100000]");
+    let dir = std::env::temp_dir().join(format!("artifex-cli-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("vae.json");
+    std::fs::write(&path, json).expect("write config");
+    let path = path.display().to_string();
+
+    let (code, out, err) = artifex(&["inspect", "--config", &path, "--type", "CustomVAE"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("CustomVAE from") && out.contains("nothing allocated"),
+        "{out}"
+    );
+    assert!(out.contains("[784, 100000]"), "{out}");
+    assert!(out.contains("GiB"), "totals in GiB: {out}");
+
+    let (code, _, err) = artifex(&["inspect", "--config", &path, "--type", "NoSuchModel"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("NoSuchModel"), "{err}");
+    let (code, _, err) = artifex(&["inspect", "--config", &path]);
+    assert_eq!(code, 2, "--config needs --type");
+    assert!(err.contains("--type"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

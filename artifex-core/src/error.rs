@@ -152,6 +152,17 @@ pub enum CheckpointError {
         report: Box<LoadReport>,
     },
 
+    /// The config stored in the file describes more state than the file holds (more
+    /// variables than entries, or more bytes than the file has): refused while building the
+    /// abstract state, before anything of that size is allocated.
+    #[error("checkpoint {path}: its config describes a model larger than the file: {reason}")]
+    ConfigExceedsFile {
+        /// The file involved.
+        path: String,
+        /// The variable that crossed the limit and the totals.
+        reason: String,
+    },
+
     /// An entry of the file could not be turned into the model's value.
     #[error("checkpoint {path}: entry `{key}`: {reason}")]
     Entry {

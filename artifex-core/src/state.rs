@@ -6,6 +6,7 @@ use std::ops::Deref;
 
 use candle_core::{DType, Device, Shape, Tensor, Var};
 
+use crate::construction::Construction;
 use crate::rng::RngStream;
 use crate::{Result, StatePath};
 
@@ -26,15 +27,40 @@ impl Param {
     }
 
     /// Draws the value from `init` with one key of the `params` stream of `rngs`, on `rngs`' device.
+    ///
+    /// A shape whose size overflows is a configuration error. Under
+    /// [`AbstractState::trace`](crate::AbstractState::trace) nothing is drawn or allocated
+    /// (the shape is recorded); when a model is built to be filled from a checkpoint, the
+    /// value starts as zeros and the key is still taken, so stream counters match.
     pub fn from_init<I: crate::Initializer + ?Sized>(
         init: &I,
         shape: &[usize],
         dtype: DType,
         rngs: &mut crate::Rngs,
     ) -> Result<Self> {
+        crate::check_shape("Param", "value", shape, dtype)?;
+        if let Some(var) = rngs.construction().placeholder("Param", shape, dtype)? {
+            return Ok(Self { var });
+        }
         let key = rngs.params()?;
+        if matches!(rngs.construction(), Construction::Zeroed) {
+            return Ok(Self {
+                var: Var::zeros(shape, dtype, rngs.device())?,
+            });
+        }
         let value = init.init(key, shape, dtype, rngs.device())?;
         Self::new(&value)
+    }
+
+    /// A zero-filled parameter on `rngs`' device, drawing no key (as `jnp.zeros`).
+    pub fn zeros(shape: &[usize], dtype: DType, rngs: &crate::Rngs) -> Result<Self> {
+        crate::check_shape("Param", "value", shape, dtype)?;
+        if let Some(var) = rngs.construction().placeholder("Param", shape, dtype)? {
+            return Ok(Self { var });
+        }
+        Ok(Self {
+            var: Var::zeros(shape, dtype, rngs.device())?,
+        })
     }
 
     /// The current value (tracked by autograd).
@@ -76,19 +102,34 @@ impl BatchStat {
     }
 
     /// Initializes the value from `init`; draws no rng key unless the initializer is random.
+    /// Overflow, abstract and checkpoint-filled builds as [`Param::from_init`].
     pub fn from_init<I: crate::Initializer + ?Sized>(
         init: &I,
         shape: &[usize],
         dtype: DType,
         rngs: &mut crate::Rngs,
     ) -> Result<Self> {
+        crate::check_shape("BatchStat", "value", shape, dtype)?;
+        if let Some(var) = rngs.construction().placeholder("BatchStat", shape, dtype)? {
+            return Ok(Self { var });
+        }
         let key = if init.is_random() {
             rngs.params()?
         } else {
             crate::RngKey::zero()
         };
+        if matches!(rngs.construction(), Construction::Zeroed) {
+            return Ok(Self {
+                var: Var::zeros(shape, dtype, rngs.device())?,
+            });
+        }
         let value = init.init(key, shape, dtype, rngs.device())?;
         Self::new(&value)
+    }
+
+    /// The id of the variable's tensor (stable across `value()` calls, which detach).
+    pub(crate) fn id(&self) -> candle_core::TensorId {
+        self.var.as_tensor().id()
     }
 
     /// The current value, detached from autograd.
