@@ -120,6 +120,32 @@ fn register_font() -> std::result::Result<(), String> {
         .clone()
 }
 
+/// A tick label with 3 significant digits (`0.3`, `0.025`, `1.2e-5`), never float noise.
+fn significant(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    if !(-3..=5).contains(&magnitude) {
+        return format!("{v:.2e}");
+    }
+    let decimals = (2 - magnitude).max(0) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// A stable index per metric name (the label without its split), for its colour.
+fn metric_index(label: &str) -> usize {
+    let metric = label.split_once(' ').map_or(label, |(_, m)| m);
+    metric
+        .bytes()
+        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize))
+}
+
 fn draw(
     curves: &BTreeMap<String, Vec<(u64, f64)>>,
     pixels: &mut [u8],
@@ -152,11 +178,14 @@ fn draw(
             chart
                 .configure_mesh()
                 .x_desc("step")
+                .y_label_formatter(&|v| significant(*v))
+                .light_line_style(WHITE.mix(0.0))
                 .label_style((FONT, 14))
                 .draw()
                 .map_err(|e| err(&e))?;
-            for (i, (label, points)) in curves.iter().enumerate() {
-                let color = palette[i % palette.len()];
+            for (label, points) in curves {
+                // One colour per metric; eval thick, train thin.
+                let color = palette[metric_index(label) % palette.len()];
                 let width = if label.starts_with("eval") { 3 } else { 1 };
                 chart
                     .draw_series(LineSeries::new(
@@ -166,7 +195,7 @@ fn draw(
                     .map_err(|e| err(&e))?
                     .label(label.as_str())
                     .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width + 1))
                     });
             }
             chart
@@ -230,13 +259,23 @@ mod tests {
         plot_metrics_file(&log, &png)?;
         let img = image::open(&png).expect("decode").to_rgb8();
         assert_eq!(img.dimensions(), (WIDTH, HEIGHT));
-        let coloured = img.pixels().filter(|p| p.0 == [31, 119, 180]).count();
-        assert!(
-            coloured > 100,
-            "the first curve is drawn ({coloured} pixels)"
-        );
+        // Axes and text are grey; curves are coloured.
+        let ink = img
+            .pixels()
+            .filter(|p| p.0[0] != p.0[1] || p.0[1] != p.0[2])
+            .count();
+        assert!(ink > 300, "coloured curves are drawn ({ink} pixels)");
         let _ = std::fs::remove_dir_all(dir);
         Ok(())
+    }
+
+    #[test]
+    fn tick_labels_have_three_significant_digits() {
+        assert_eq!(significant(0.30000000000000004), "0.3");
+        assert_eq!(significant(0.025), "0.025");
+        assert_eq!(significant(123.456), "123");
+        assert_eq!(significant(1.5e-5), "1.50e-5");
+        assert_eq!(significant(0.0), "0");
     }
 
     #[test]
