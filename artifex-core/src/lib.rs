@@ -67,6 +67,7 @@ mod device;
 mod error;
 pub mod fast_paths;
 mod generative;
+#[cfg(feature = "image")]
 pub mod image_grid;
 pub mod init;
 mod kernels;

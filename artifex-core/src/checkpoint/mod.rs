@@ -5,6 +5,7 @@
 //! The header's `__metadata__` carries `format`, `format_version`, `crate_version`,
 //! `type_name` and, when given, `config` (JSON).
 
+#[cfg(feature = "torch")]
 mod adapter;
 mod atomic;
 mod copy;
@@ -21,6 +22,7 @@ use std::path::Path;
 
 use candle_core::Tensor;
 
+#[cfg(feature = "torch")]
 pub use adapter::{Adapted, AdaptedEntry, Adapter, Layout};
 pub(crate) use atomic::{is_dead, temp_owner};
 pub use atomic::{write_atomically, write_atomically_with};
