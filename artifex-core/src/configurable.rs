@@ -30,7 +30,8 @@ pub trait Configurable: Module + Sized {
         let path = path.as_ref();
         let config: Self::Config = read_config(path)?;
         let mut module = Self::from_config(config, &mut Rngs::new(0))?;
-        module.load_safetensors(path)?;
+        // Strict: any problem is an error, so the report has nothing more to say.
+        let _ = module.load_safetensors(path)?;
         Ok(module)
     }
 }

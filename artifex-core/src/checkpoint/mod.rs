@@ -30,7 +30,7 @@ pub use file::CheckpointFile;
 pub use load::{load_bytes, load_map};
 pub use options::{DtypePolicy, LoadOptions, SaveOptions};
 pub use plan::{compare, guess_kind, model_specs, EntrySpec};
-pub use report::{LoadReport, Mismatch, Unexpected};
+pub use report::{LoadReport, Mismatch, Problems, Unexpected};
 /// The dtype names of safetensors files (`F32`, `BF16`, `I64`, ...), as [`EntrySpec`] uses them.
 pub use safetensors::Dtype;
 

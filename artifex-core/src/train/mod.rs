@@ -317,7 +317,8 @@ where
             return Ok(None);
         };
         let state = CheckpointDir::load_trainer_state(&dir)?;
-        self.model
+        let _ = self
+            .model
             .load_safetensors_with(dir.join(MODEL_FILE), &LoadOptions::strict())?;
         self.optimizer.load_state(&state)?;
         train.restore(&LoaderState::from_tensors(&state, "data.")?)?;
