@@ -105,6 +105,10 @@ fn a_strict_load_of_a_partial_file_fails_without_claiming_to_have_loaded() -> Re
         "{err}"
     );
     assert!(!err.contains("loaded:"), "{err}");
+    assert!(
+        err.contains("no usable entry for the submodules: norm, head"),
+        "{err}"
+    );
     assert!(err.contains("missing: head.kernel"), "{err}");
     assert_eq!(state_bytes(&model), before);
     Ok(())

@@ -94,7 +94,9 @@ mod tests {
             Tensor::ones((4, 4), DType::F32, &Device::Cpu)?,
             Tensor::ones(4, DType::F32, &Device::Cpu)?,
         ] {
-            let err = decoder.forward(&x, std::slice::from_ref(&skip)).unwrap_err();
+            let err = decoder
+                .forward(&x, std::slice::from_ref(&skip))
+                .unwrap_err();
             let Error::Shape { module, got, .. } = &err else {
                 panic!("expected a shape error, got {err}");
             };

@@ -99,9 +99,9 @@ impl LoadReport {
         line
     }
 
-    /// Every problem, one indented line each (`  missing: ...`, `  unexpected: ... (did you
-    /// mean ...?)`, mismatches, unloaded submodules), without a line about what was loaded:
-    /// what a failed load prints.
+    /// Every problem, one indented line each (submodules without a usable entry, `  missing:
+    /// ...`, `  unexpected: ... (did you mean ...?)`, mismatches), without a line about what
+    /// was loaded: what a failed load prints.
     pub fn problems(&self) -> Problems<'_> {
         Problems(self)
     }
@@ -131,7 +131,7 @@ impl fmt::Display for Problems<'_> {
         if !r.unloaded_submodules.is_empty() {
             writeln!(
                 f,
-                "  nothing loaded into: {} (they keep their initial values)",
+                "  no usable entry for the submodules: {}",
                 r.unloaded_submodules.join(", ")
             )?;
         }
