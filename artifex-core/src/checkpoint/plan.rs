@@ -142,12 +142,16 @@ pub(crate) fn plan(model: &[EntrySpec], file: &[EntrySpec], options: &LoadOption
         .filter(|(key, _)| !model_keys.contains(*key))
         .map(|(key, &fi)| (*key, &file[fi]))
         .collect();
-    let renamed = renamed_parents(&unexpected, model, &missing_specs);
+    let missing_shapes: BTreeMap<&str, &[usize]> = missing_specs
+        .iter()
+        .map(|m| (m.path.as_str(), m.shape.as_slice()))
+        .collect();
+    let renamed = renamed_parents(&unexpected, model, &missing_shapes);
     for &(key, found) in &unexpected {
         let by_parent = renamed
             .get(parent(key))
             .map(|to| join(to, leaf(key)))
-            .filter(|c| missing_specs.iter().any(|m| &m.path == c));
+            .filter(|c| missing_shapes.contains_key(c.as_str()));
         report.unexpected.push(Unexpected {
             path: key.to_string(),
             suggestion: by_parent.or_else(|| suggest(key, found, &model_keys, &missing_specs)),
@@ -190,7 +194,7 @@ fn unloaded_submodules(entries: &[(&str, bool)]) -> Vec<String> {
 fn renamed_parents<'k>(
     unexpected: &[(&'k str, &EntrySpec)],
     model: &[EntrySpec],
-    missing: &[&EntrySpec],
+    missing: &BTreeMap<&str, &[usize]>,
 ) -> BTreeMap<&'k str, String> {
     let model_parents: BTreeSet<&str> = model.iter().map(|e| parent(&e.path)).collect();
     let mut groups: BTreeMap<&str, Vec<&EntrySpec>> = BTreeMap::new();
@@ -199,16 +203,13 @@ fn renamed_parents<'k>(
             groups.entry(parent(key)).or_default().push(found);
         }
     }
-    let candidates: BTreeSet<&str> = missing.iter().map(|m| parent(&m.path)).collect();
+    let candidates: BTreeSet<&str> = missing.keys().map(|m| parent(m)).collect();
     let mut out = BTreeMap::new();
     for (from, entries) in groups {
         let score = |to: &str| {
             entries
                 .iter()
-                .filter(|e| {
-                    let want = join(to, leaf(&e.path));
-                    missing.iter().any(|m| m.path == want && m.shape == e.shape)
-                })
+                .filter(|e| missing.get(join(to, leaf(&e.path)).as_str()) == Some(&&e.shape[..]))
                 .count()
         };
         let best = candidates
@@ -249,9 +250,9 @@ fn parent(path: &str) -> &str {
 }
 
 /// The model path an unexpected file entry most likely meant ("did you mean") when its parent
-/// was not found renamed, best first: a missing path close in spelling; a missing path under the same parent with as many
-/// elements (`conv.weight` for `conv.kernel`); the only missing path of that shape; any model
-/// path close in spelling.
+/// was not found renamed, best first: a missing path close in spelling; a missing path under
+/// the same parent with as many elements (`conv.weight` for `conv.kernel`); the only missing
+/// path of that shape; any model path close in spelling.
 fn suggest(
     key: &str,
     found: &EntrySpec,
