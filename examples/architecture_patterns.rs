@@ -3,8 +3,21 @@
 //!
 //! `cargo run --release --example architecture_patterns`
 
+use std::process::ExitCode;
+
 use artifex_core::prelude::*;
 use artifex_models::{DenseBlock, ResidualNetwork, UNetDecoder, UNetEncoder};
+use clap::Parser;
+
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // only `main` uses it; tests/examples.rs includes this file too
+mod cli;
+
+/// The seed's "Architecture Patterns" section: ResidualNetwork, a U-Net pair and a
+/// DenseBlock, one forward pass each, shapes printed. Takes no arguments.
+#[derive(Parser, Debug)]
+#[command(name = "architecture_patterns")]
+struct Args {}
 
 /// Runs each pattern once and returns the output shapes.
 pub fn run() -> Result<Vec<Vec<usize>>> {
@@ -37,6 +50,6 @@ pub fn run() -> Result<Vec<Vec<usize>>> {
 }
 
 #[allow(dead_code)]
-fn main() -> Result<()> {
-    run().map(|_| ())
+fn main() -> ExitCode {
+    cli::main_with(|Args {}| run().map(|_| ()))
 }

@@ -3,13 +3,32 @@
 //! the same seed, steps interleaved (alternating which goes first) so that machine noise
 //! hits both alike.
 //!
-//! `cargo run --release --example bench_typed -- [steps] [batch]`
+//! `cargo run --release --example bench_typed -- [STEPS] [BATCH]` (defaults 200, 128; `--help`)
 
+use std::process::ExitCode;
 use std::time::Instant;
 
 use artifex_core::prelude::*;
 use artifex_core::typed;
 use artifex_models::{CustomVAE, TypedVae};
+use clap::Parser;
+
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // only `main` uses it; tests/examples.rs includes this file too
+mod cli;
+
+/// Typed vs dynamic: median forward+backward time of the seed's VAE encoder, both models
+/// from the same seed, steps interleaved (after 20 warm-up steps each).
+#[derive(Parser, Debug)]
+#[command(name = "bench_typed")]
+struct Args {
+    /// Timed steps per model
+    #[arg(value_name = "STEPS", default_value_t = 200, value_parser = cli::at_least_one())]
+    steps: usize,
+    /// Batch size
+    #[arg(value_name = "BATCH", default_value_t = 128, value_parser = cli::at_least_one())]
+    batch: usize,
+}
 
 /// Timings of one benchmark run.
 #[derive(Clone, Debug)]
@@ -99,10 +118,13 @@ pub fn run(steps: usize, warmup: usize, batch: usize) -> Result<BenchReport> {
 }
 
 #[allow(dead_code)]
-fn main() -> Result<()> {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
-    let steps = args.next().and_then(|a| a.ok()).unwrap_or(200).max(1);
-    let batch = args.next().and_then(|a| a.ok()).unwrap_or(128).max(1);
+fn main() -> ExitCode {
+    cli::main_with(|Args { steps, batch }| print_report(steps, batch))
+}
+
+/// Runs the benchmark and prints its figures.
+#[allow(dead_code)] // only `main` uses it; tests/examples.rs includes this file too
+fn print_report(steps: usize, batch: usize) -> Result<()> {
     let report = run(steps, 20, batch)?;
     println!("encoder forward+backward, batch {batch}, {} timed steps each (after 20 warm-up), interleaved", report.steps);
     println!("typed   median {:.3} ms", report.typed_ms);

@@ -6,13 +6,15 @@
 //! `safetensors` (serialize / mmap deserialize + tensor creation).
 //!
 //! ```text
-//! cargo run --release --example bench_vae [-- --quick] [--train-only] [--steps 200] [--block 10]
+//! cargo run --release --example bench_vae [-- --quick] [--train-only] [--steps 120] [--block 10]
 //! ```
+//! (`--help` lists the flags.)
 //!
 //! Peak memory is the `VmHWM` (peak resident set) of a child process (this binary re-run with
 //! `--child ours|ref`) that builds one variant and trains it: both children carry the same
 //! binary and data, so the ratio compares the variants' own allocations plus that baseline.
 
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use artifex_core::candle_core::{DType, Device, Tensor};
@@ -20,6 +22,11 @@ use artifex_core::candle_nn::{self, ModuleT, Optimizer as _, VarBuilder, VarMap}
 use artifex_core::optim::{Adam, Optimizer};
 use artifex_core::prelude::*;
 use artifex_models::CustomVAE;
+use clap::Parser;
+
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // only `main` uses it; tests/bench_vae.rs includes this file too
+mod cli;
 
 const INPUT: usize = 784;
 const LATENT: usize = 20;
@@ -574,52 +581,52 @@ pub fn run(opts: &Options) -> Result<Report> {
     })
 }
 
-fn parse() -> std::result::Result<(Options, Option<String>), String> {
-    let mut opts = Options::full();
-    let mut child = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--quick" => opts = Options::quick(),
-            "--train-only" => opts.train_only = true,
-            "--steps" | "--block" | "--child" => {
-                let v = it.next().ok_or(format!("{flag} needs a value"))?;
-                match flag.as_str() {
-                    "--child" => child = Some(v),
-                    f => {
-                        let n: usize = v.parse().map_err(|e| format!("{f} {v}: {e}"))?;
-                        if f == "--steps" {
-                            opts.steps = n;
-                        } else {
-                            opts.block = n.max(1);
-                        }
-                    }
-                }
-            }
-            _ => return Err(format!("unknown flag {flag}")),
-        }
+/// Benchmark of the seed's CustomVAE training step, sampling, checkpoint save/load and peak
+/// memory: our model against the same model written by hand with candle-nn.
+#[derive(Parser, Debug)]
+#[command(name = "bench_vae")]
+struct Args {
+    /// Smoke run: a few steps at batch 8, a small checkpoint, no memory measurement
+    #[arg(long)]
+    quick: bool,
+    /// Only the training rows of the table
+    #[arg(long)]
+    train_only: bool,
+    /// Timed training steps per variant [default: 120; 4 with --quick]
+    #[arg(long, value_name = "N", value_parser = cli::at_least_one())]
+    steps: Option<usize>,
+    /// Steps per interleaved block [default: 10; 2 with --quick]
+    #[arg(long, value_name = "N", value_parser = cli::at_least_one())]
+    block: Option<usize>,
+    /// Internal: build and train one variant, print its peak RSS (the memory rows' children)
+    #[arg(long, value_name = "VARIANT", hide = true, value_parser = ["ours", "plain", "ref"])]
+    child: Option<String>,
+}
+
+#[allow(dead_code)] // only `main` uses it; tests/bench_vae.rs includes this file too
+impl Args {
+    /// The benchmark options the flags select.
+    fn options(&self) -> Options {
+        let mut opts = if self.quick {
+            Options::quick()
+        } else {
+            Options::full()
+        };
+        opts.train_only = self.train_only;
+        opts.steps = self.steps.unwrap_or(opts.steps);
+        opts.block = self.block.unwrap_or(opts.block);
+        opts
     }
-    Ok((opts, child))
 }
 
 #[allow(dead_code)]
-fn main() {
-    let (opts, child_variant) = match parse() {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!(
-                "error: {e}\nusage: bench_vae [--quick] [--train-only] [--steps N] [--block N]"
-            );
-            std::process::exit(2);
+fn main() -> ExitCode {
+    cli::main_with(|args: Args| {
+        let opts = args.options();
+        match &args.child {
+            Some(v) => child(v, opts.warmup + 20).map(|kb| println!("VmHWM_kB {kb}")),
+            None if opts.train_only => train_table(&opts, &Device::Cpu).map(drop),
+            None => run(&opts).map(drop),
         }
-    };
-    let result = match child_variant {
-        Some(v) => child(&v, opts.warmup + 20).map(|kb| println!("VmHWM_kB {kb}")),
-        None if opts.train_only => train_table(&opts, &Device::Cpu).map(drop),
-        None => run(&opts).map(drop),
-    };
-    if let Err(e) = result {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    })
 }

@@ -2,16 +2,33 @@
 //! normalized CustomDiscriminator, trained on MNIST with alternating updates; writes
 //! `samples.png` (8x8) and `metrics.jsonl` into `--out` (default `out/custom_gan`).
 //!
-//! `cargo run --release --example custom_gan -- [steps]`
+//! `cargo run --release --example custom_gan -- [STEPS]` (default 2000; `--help` for the usage)
 
 use std::path::Path;
+use std::process::ExitCode;
 
 use artifex_core::data::{DataLoader, Mnist, TensorDataset};
 use artifex_core::image_grid;
 use artifex_core::optim::{Adam, AdamConfig};
 use artifex_core::prelude::*;
-use artifex_core::train::AdversarialTrainer;
+use artifex_core::train::{AdversarialTrainer, TrainerConfig};
 use artifex_models::Gan;
+use clap::Parser;
+
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // only `main` uses it; tests/examples.rs includes this file too
+mod cli;
+
+/// The seed's "Custom GAN" section: trains CustomGenerator (with self-attention) against a
+/// spectrally normalized CustomDiscriminator on the bundled MNIST subset and writes
+/// out/custom_gan/samples.png (8x8) and metrics.jsonl.
+#[derive(Parser, Debug)]
+#[command(name = "custom_gan")]
+struct Args {
+    /// Training steps (each one discriminator and one generator update)
+    #[arg(value_name = "STEPS", default_value_t = 2000)]
+    steps: u64,
+}
 
 /// Sizes of one run: the seed's (latent 100, 256-512-1024 / 1024-512-256) or smaller.
 pub struct GanSizes {
@@ -55,14 +72,21 @@ pub fn run(
     };
     let d_opt = Adam::with_config(gan.discriminator_params(), 2e-4, adam.clone())?;
     let g_opt = Adam::with_config(gan.generator_params(), 2e-4, adam)?;
-    let mut trainer = AdversarialTrainer::new(gan, d_opt, g_opt);
-    let metrics = trainer.fit(
-        &mut loader,
-        steps,
-        out,
+    let config = TrainerConfig::new(steps, out)
+        .print_every(100)
+        .checkpoint_every(steps.max(1))
+        .keep_last(1)
+        .overwrite(true);
+    let mut trainer = AdversarialTrainer::new(
+        gan,
+        d_opt,
+        g_opt,
+        config,
         |m: &Gan, real: &Tensor| m.discriminator_loss(real),
         |m: &Gan, n| m.generator_loss(n),
-    )?;
+    );
+    let history = trainer.fit(&mut loader, None)?;
+    let metrics = history.last_train().cloned().unwrap_or_default();
     let mut gan = trainer.into_model();
     gan.eval();
     let samples = gan
@@ -73,12 +97,10 @@ pub fn run(
 }
 
 #[allow(dead_code)]
-fn main() -> Result<()> {
-    let steps = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2000);
-    let metrics = run(steps, GanSizes::default(), Path::new("out/custom_gan"))?;
-    println!("last step: {metrics:?}\nwrote out/custom_gan/samples.png");
-    Ok(())
+fn main() -> ExitCode {
+    cli::main_with(|args: Args| {
+        let metrics = run(args.steps, GanSizes::default(), Path::new("out/custom_gan"))?;
+        println!("last step: {metrics:?}\nwrote out/custom_gan/samples.png");
+        Ok::<_, Error>(())
+    })
 }

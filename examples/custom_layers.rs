@@ -3,8 +3,21 @@
 //!
 //! `cargo run --release --example custom_layers`
 
+use std::process::ExitCode;
+
 use artifex_core::prelude::*;
 use artifex_models::{CustomLinear, MultiHeadAttention, RegularizedLinear, ResidualBlock};
+use clap::Parser;
+
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // only `main` uses it; tests/examples.rs includes this file too
+mod cli;
+
+/// The seed's "Custom Layers" section: builds CustomLinear, RegularizedLinear,
+/// MultiHeadAttention and ResidualBlock and prints their output shapes. Takes no arguments.
+#[derive(Parser, Debug)]
+#[command(name = "custom_layers")]
+struct Args {}
 
 /// Builds each layer as the seed does and returns the output shapes.
 pub fn run() -> Result<Vec<Vec<usize>>> {
@@ -44,6 +57,6 @@ pub fn run() -> Result<Vec<Vec<usize>>> {
 }
 
 #[allow(dead_code)]
-fn main() -> Result<()> {
-    run().map(|_| ())
+fn main() -> ExitCode {
+    cli::main_with(|Args {}| run().map(|_| ()))
 }

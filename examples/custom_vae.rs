@@ -3,8 +3,21 @@
 //!
 //! `cargo run --release --example custom_vae`
 
+use std::process::ExitCode;
+
 use artifex_core::prelude::*;
 use artifex_models::CustomVAE;
+use clap::Parser;
+
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // only `main` uses it; tests/examples.rs includes this file too
+mod cli;
+
+/// The seed's "Custom VAE Architecture" section: builds CustomVAE for MNIST-shaped input,
+/// runs one forward pass and prints the output shapes and the state tree. Takes no arguments.
+#[derive(Parser, Debug)]
+#[command(name = "custom_vae")]
+struct Args {}
 
 /// Builds the seed's VAE and runs one forward pass on a batch of ones.
 pub fn run(batch: usize) -> Result<artifex_models::VaeOutput> {
@@ -25,6 +38,6 @@ pub fn run(batch: usize) -> Result<artifex_models::VaeOutput> {
 }
 
 #[allow(dead_code)]
-fn main() -> Result<()> {
-    run(32).map(|_| ())
+fn main() -> ExitCode {
+    cli::main_with(|Args {}| run(32).map(|_| ()))
 }

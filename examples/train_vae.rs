@@ -6,88 +6,93 @@
 //!
 //! ```text
 //! cargo run --release --example train_vae -- [--steps 1500] [--batch-size 128] [--lr 1e-3]
-//!     [--beta 0.02] [--seed 0] [--device cpu|cuda|metal] [--data data/mnist10k]
-//!     [--out out/train_vae] [--resume]
+//!     [--beta 0.02] [--seed 0] [--eval-every 250] [--device cpu|cuda|metal]
+//!     [--data data/mnist10k] [--out out/train_vae] [--resume]
 //! ```
+//! (`--help` lists them with their meaning.)
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use artifex_core::data::{DataLoader, Mnist, TensorDataset};
 use artifex_core::optim::Adam;
 use artifex_core::prelude::*;
-use artifex_core::train::{Metrics, Trainer, TrainerConfig};
+use artifex_core::train::{Metrics, StopReason, Trainer, TrainerConfig};
 use artifex_core::{device_from_name, image_grid, losses};
 use artifex_models::CustomVAE;
+use clap::Parser;
 
-const USAGE: &str =
-    "usage: train_vae [--steps 1500] [--batch-size 128] [--lr 1e-3] [--beta 0.02] [--seed 0]
-                 [--eval-every 250] [--device cpu|cuda|metal] [--data data/mnist10k]
-                 [--out out/train_vae] [--resume]";
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // only `main` uses it; tests/examples.rs includes this file too
+mod cli;
 
-/// Command-line settings.
-#[derive(Clone, Debug)]
+/// Trains the seed's CustomVAE (784-512-256-128, latent 20) on the bundled MNIST subset and
+/// writes model.safetensors, samples.png, reconstructions.png, metrics.jsonl and
+/// checkpoints/ into --out.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "train_vae")]
 pub struct Args {
+    /// Training steps (with --resume: the total, counting the steps already done)
+    #[arg(long, value_name = "N", default_value_t = 1500)]
     pub steps: u64,
+    /// Examples per training batch
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = cli::at_least_one())]
     pub batch_size: usize,
+    /// Adam learning rate
+    #[arg(long, value_name = "RATE", default_value_t = 1e-3)]
     pub lr: f64,
+    /// Weight of the KL term
+    ///
+    /// The seed's loss averages both terms (MSE over 784 pixels, KL over 20 latents), which
+    /// weighs the KL ~40x more than the ELBO does; a small beta keeps digits sharp.
+    #[arg(long, value_name = "BETA", default_value_t = 0.02)]
     pub beta: f64,
+    /// Seed of the parameters, the data order and the samples
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
+    /// Device to train on: cpu, cuda, cuda:N, metal or metal:N (cuda and metal need the
+    /// matching cargo feature)
+    #[arg(long, value_name = "DEVICE", default_value = "cpu", value_parser = device_name)]
     pub device: String,
+    /// Directory of the MNIST IDX files (gzip or raw)
+    #[arg(long, value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist10k"))]
     pub data: PathBuf,
+    /// Output directory
+    #[arg(long, value_name = "DIR", default_value = "out/train_vae")]
     pub out: PathBuf,
+    /// Continue from the last checkpoint in --out/checkpoints
+    #[arg(long)]
     pub resume: bool,
+    /// Start over in an --out that holds another run (its log and checkpoints are deleted);
+    /// without it such a directory is refused, so a finished run is never lost by accident
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
+    /// Steps between evaluations on the test split (and checkpoints)
+    #[arg(long, value_name = "N", default_value_t = 250,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub eval_every: u64,
 }
 
-impl Default for Args {
-    fn default() -> Self {
-        Self {
-            steps: 1500,
-            batch_size: 128,
-            lr: 1e-3,
-            // The seed's loss averages both terms (MSE over 784 pixels, KL over 20 latents),
-            // which weighs the KL ~40x more than the ELBO does; a small beta keeps digits sharp.
-            beta: 0.02,
-            seed: 0,
-            device: "cpu".into(),
-            data: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist10k"),
-            out: PathBuf::from("out/train_vae"),
-            resume: false,
-            eval_every: 250,
-        }
+/// Accepts the device names `device_from_name` knows (whether the device exists is checked
+/// when the run starts).
+fn device_name(name: &str) -> std::result::Result<String, String> {
+    let (kind, ordinal) = match name.split_once(':') {
+        Some((kind, n)) => (kind, Some(n)),
+        None => (name, None),
+    };
+    let ordinal_ok = ordinal.is_none_or(|n| n.parse::<usize>().is_ok());
+    if matches!(kind, "cpu" | "cuda" | "metal") && ordinal_ok {
+        Ok(name.to_string())
+    } else {
+        Err("expected cpu, cuda, cuda:N, metal or metal:N".into())
     }
 }
 
-impl Args {
-    fn parse() -> std::result::Result<Self, String> {
-        let mut args = Self::default();
-        let mut it = std::env::args().skip(1);
-        while let Some(flag) = it.next() {
-            if flag == "--resume" {
-                args.resume = true;
-                continue;
-            }
-            if flag == "--help" || flag == "-h" {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
-            match flag.as_str() {
-                "--steps" => args.steps = value.parse().map_err(|e| bad(&e))?,
-                "--batch-size" => args.batch_size = value.parse().map_err(|e| bad(&e))?,
-                "--lr" => args.lr = value.parse().map_err(|e| bad(&e))?,
-                "--beta" => args.beta = value.parse().map_err(|e| bad(&e))?,
-                "--seed" => args.seed = value.parse().map_err(|e| bad(&e))?,
-                "--eval-every" => args.eval_every = value.parse().map_err(|e| bad(&e))?,
-                "--device" => args.device = value,
-                "--data" => args.data = value.into(),
-                "--out" => args.out = value.into(),
-                _ => return Err(format!("unknown flag {flag}")),
-            }
-        }
-        Ok(args)
+impl Default for Args {
+    /// The defaults of the command line (no flags given).
+    fn default() -> Self {
+        Self::parse_from(["train_vae"])
     }
 }
 
@@ -113,6 +118,8 @@ pub struct Report {
     pub test_metrics: std::collections::BTreeMap<String, f64>,
     pub seconds: f64,
     pub steps: u64,
+    /// Why training stopped (`Completed`, or a signal: then only the checkpoint was written).
+    pub stop: StopReason,
 }
 
 /// Trains and writes every output; returns the test metrics.
@@ -140,13 +147,12 @@ pub fn run(args: &Args) -> Result<Report> {
         .with_drop_last(true);
     let mut test = DataLoader::new(TensorDataset::new(vec![test_images.clone()])?, 500)?;
 
-    let config = TrainerConfig {
-        eval_every: Some(args.eval_every),
-        checkpoint_every: Some(args.eval_every),
-        print_every: Some(100),
-        model_config_json: Some(config_json),
-        ..TrainerConfig::new(args.steps, &args.out)
-    };
+    let config = TrainerConfig::new(args.steps, &args.out)
+        .eval_every(args.eval_every)
+        .checkpoint_every(args.eval_every)
+        .print_every(100)
+        .model_config_json(config_json)
+        .overwrite(args.overwrite);
     let beta = args.beta;
     let mut trainer = Trainer::new(
         model,
@@ -159,7 +165,22 @@ pub fn run(args: &Args) -> Result<Report> {
             println!("resumed from step {step}");
         }
     }
-    let summary = trainer.fit(&mut train, Some(&mut test))?;
+    let history = trainer.fit(&mut train, Some(&mut test))?;
+    if history.interrupted() {
+        let at = history.checkpoint.as_deref().unwrap_or(Path::new("(none)"));
+        println!(
+            "stopped at step {} ({:?}); checkpoint {}; continue with --resume",
+            trainer.step(),
+            history.stop,
+            at.display()
+        );
+        return Ok(Report {
+            test_metrics: Default::default(),
+            seconds: started.elapsed().as_secs_f64(),
+            steps: history.steps,
+            stop: history.stop,
+        });
+    }
     let test_metrics = trainer.evaluate(&mut test)?;
 
     let mut model = trainer.into_model();
@@ -186,30 +207,30 @@ pub fn run(args: &Args) -> Result<Report> {
         test_metrics["loss"],
         test_metrics["reconstruction_loss"],
         test_metrics["kl_loss"],
-        summary.steps
+        history.steps
     );
     println!(
-        "wrote {}/{{model.safetensors, samples.png, reconstructions.png, metrics.jsonl}}",
+        "wrote {}/{{model.safetensors, samples.png, reconstructions.png, loss.png, metrics.jsonl}}",
         args.out.display()
     );
     Ok(Report {
         test_metrics,
         seconds,
-        steps: summary.steps,
+        steps: history.steps,
+        stop: history.stop,
     })
 }
 
 #[allow(dead_code)]
-fn main() {
-    let args = match Args::parse() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = run(&args) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+fn main() -> ExitCode {
+    let mut stopped_by = None;
+    let code = cli::main_with(|args: Args| {
+        run(&args).map(|report| {
+            if let StopReason::Signal(signal) = report.stop {
+                stopped_by = Some(signal);
+            }
+        })
+    });
+    // Stopped by a signal after writing its checkpoint: the shell's convention, 128 + N.
+    stopped_by.map_or(code, |signal| ExitCode::from((128 + signal) as u8))
 }

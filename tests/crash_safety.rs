@@ -150,7 +150,7 @@ fn sigkill_during_saves_never_loses_the_last_checkpoint() -> Result<()> {
         // Anything else is a hidden temp file of the killed child.
         for dir in [&dir, &dir.join("ckpts")] {
             for name in names(dir) {
-                if !["model.safetensors", "done", "ckpts"].contains(&name.as_str())
+                if !["model.safetensors", "done", "ckpts", ".lock"].contains(&name.as_str())
                     && !name.starts_with("step-")
                 {
                     assert!(
@@ -192,20 +192,24 @@ fn a_stale_temp_file_is_ignored_by_loads_and_removed_by_the_next_save() -> Resul
     let path = dir.join("m.safetensors");
     let model = model_for(1)?;
     model.save_safetensors(&path)?;
-    // A temp file as a killed writer leaves it (pid far above any pid_max), half written.
+    // A temp file as a killed writer leaves it: half written, nobody holds its lock.
     let stale = dir.join(".m.safetensors.tmp-2147480000-0");
     let bytes = std::fs::read(&path).expect("read");
     std::fs::write(&stale, &bytes[..bytes.len() / 2]).expect("write");
-    // A temp of a live process (this one) is left alone.
-    let live = dir.join(format!(".m.safetensors.tmp-{}-99", std::process::id()));
+    // A temp whose writer is alive holds a lock on it, whatever the PID in its name (here one
+    // that does not exist: PIDs decide nothing).
+    let live = dir.join(".m.safetensors.tmp-2147480001-0");
     std::fs::write(&live, b"in progress").expect("write");
+    let writer = std::fs::File::open(&live).expect("open");
+    writer.lock().expect("lock");
 
     let mut fresh = model_for(2)?;
     assert!(fresh.load_safetensors(&path)?.is_clean());
     assert_eq!(state_bytes(&fresh), state_bytes(&model));
     model_for(3)?.save_safetensors(&path)?;
-    assert!(!stale.exists(), "stale temp of a dead process removed");
-    assert!(live.exists(), "temp of a live process kept");
+    assert!(!stale.exists(), "abandoned temp removed");
+    assert!(live.exists(), "temp of a live writer kept");
+    drop(writer);
     Ok(())
 }
 

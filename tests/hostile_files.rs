@@ -10,8 +10,15 @@
 //! ```
 //!
 //! A failing case prints its seed and index; rerun with the same variables to reproduce.
+//!
+//! The config family (`hostile_configs_...`) does the same with checkpoints of every
+//! `#[module(serde)]` model whose stored config is mutated, fed to `from_checkpoint`: the
+//! config decides what gets built, so it must be checked against the file before anything
+//! is allocated.
 
 mod common;
+mod hostile_configs;
+mod seed_models;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -78,6 +85,29 @@ fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
     let out = f();
     let peak = PEAK.with(Cell::get) - base;
     (out, peak.max(0) as usize)
+}
+
+/// Runs `f` with the panic messages of this thread silenced (cases that panic are counted as
+/// failures anyway). The hook is installed once and silences only flagged threads, so
+/// parallel tests neither race on it nor lose their own assertion messages.
+fn quiet_panics<T>(f: impl FnOnce() -> T) -> T {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                default(info);
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
+    let out = f();
+    QUIET.with(|q| q.set(false));
+    out
+}
+
+thread_local! {
+    static QUIET: Cell<bool> = const { Cell::new(false) };
 }
 
 // ---- deterministic randomness ----------------------------------------------------------
@@ -457,8 +487,6 @@ fn fuzz(cases: u64, seed: u64) {
     let model = Mlp::new(6, 10, 3, &mut Rngs::new(0)).expect("model");
     let mut base = Vec::new();
     checkpoint::save_to_writer(&model, &mut base, &SaveOptions::default()).expect("save");
-    let quiet = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
     let mut failures = Vec::new();
     let mut worst = (0usize, 0usize);
     let mut outcomes: std::collections::BTreeMap<&str, u64> = Default::default();
@@ -471,9 +499,11 @@ fn fuzz(cases: u64, seed: u64) {
             _ => mutate(&base, &mut rng),
         };
         let via_file = case % 25 == 0;
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            run_case(&bytes, &model, &mut rng, &dir, via_file)
-        }));
+        let outcome = quiet_panics(|| {
+            catch_unwind(AssertUnwindSafe(|| {
+                run_case(&bytes, &model, &mut rng, &dir, via_file)
+            }))
+        });
         match outcome {
             Ok(Ok((peak, outcome))) => {
                 if peak > worst.0 {
@@ -494,7 +524,6 @@ fn fuzz(cases: u64, seed: u64) {
             break;
         }
     }
-    std::panic::set_hook(quiet);
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!(
         "{cases} hostile cases (seed {seed}): {outcomes:?}; \
@@ -515,6 +544,111 @@ fn hostile_files_never_panic_and_fail_with_typed_errors() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     fuzz(cases, seed);
+}
+
+// ---- the config family ------------------------------------------------------------------
+
+/// Error kinds `from_checkpoint` may return for a hostile config; anything else fails.
+fn check_config_error(err: &Error) -> std::result::Result<&'static str, String> {
+    match err {
+        Error::Config { .. } => Ok("config"),
+        Error::Checkpoint(CheckpointError::ConfigExceedsFile { .. }) => Ok("exceeds-file"),
+        Error::Checkpoint(CheckpointError::Entry { .. }) => Ok("bad-json"),
+        Error::Checkpoint(CheckpointError::Incompatible { .. }) => Ok("incompatible"),
+        other => Err(format!("untyped error: {other:?}")),
+    }
+}
+
+/// `base` (a checkpoint) with its `config` metadata replaced by `config`.
+fn with_config(base: &[u8], config: &str) -> Vec<u8> {
+    let (_, meta) = safetensors::SafeTensors::read_metadata(base).expect("base metadata");
+    let mut metadata = meta.metadata().clone().unwrap_or_default();
+    metadata.insert("config".into(), config.into());
+    let tensors = safetensors::SafeTensors::deserialize(base).expect("base");
+    safetensors::serialize(tensors.tensors(), Some(metadata)).expect("serialize")
+}
+
+fn fuzz_configs(cases: u64, seed: u64) {
+    let dir = std::env::temp_dir().join(format!("artifex-configs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let models = seed_models::seed_models();
+    let mut failures = Vec::new();
+    let (mut worst, mut worst_ratio) = ((0usize, 0usize, ""), 0f64);
+    let mut outcomes: std::collections::BTreeMap<&str, u64> = Default::default();
+    for case in 0..cases {
+        let mut rng = Rng(seed.wrapping_mul(0x1000_0000_01B3) ^ case ^ 0xC0F1_6000);
+        let model = &models[case as usize % models.len()];
+        let mut config = model.config_json.clone();
+        for _ in 0..1 + rng.below(2) {
+            config = hostile_configs::mutate_config(&config, &mut |n| rng.below(n));
+        }
+        let bytes = with_config(&model.checkpoint, &config);
+        let path = dir.join("case.safetensors");
+        std::fs::write(&path, &bytes).expect("write case");
+        let outcome = quiet_panics(|| {
+            catch_unwind(AssertUnwindSafe(|| {
+                peak_of(|| (model.from_checkpoint)(&path))
+            }))
+        });
+        match outcome {
+            Ok((result, peak)) => {
+                let kind = match &result {
+                    Ok(()) => Ok("loaded"),
+                    Err(e) => check_config_error(e),
+                };
+                match kind {
+                    Ok(kind) => *outcomes.entry(kind).or_default() += 1,
+                    Err(msg) => {
+                        failures.push(format!("case {case} ({}, {config}): {msg}", model.name))
+                    }
+                }
+                if peak > worst.0 {
+                    worst = (peak, bytes.len(), model.name);
+                }
+                if bytes.len() >= 1 << 16 {
+                    worst_ratio = worst_ratio.max(peak as f64 / bytes.len() as f64);
+                }
+                // The file family's bound. A config that is mostly a long list of one-digit
+                // sizes grows ~4x when parsed (8 bytes per entry) and is held a few times
+                // (metadata, parsed config, the builders' copies): ~16x measured.
+                if peak > 64 * bytes.len() + (1 << 20) {
+                    failures.push(format!(
+                        "case {case} ({}, {config}): {peak} bytes allocated for a {}-byte file",
+                        model.name,
+                        bytes.len()
+                    ));
+                }
+            }
+            Err(_) => failures.push(format!("case {case} ({}, {config}): PANIC", model.name)),
+        }
+        if failures.len() >= 10 {
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!(
+        "{cases} hostile configs over {} models (seed {seed}): {outcomes:?}; largest peak \
+         allocation {} bytes (a {}-byte {} file); largest peak / file size for files of \
+         64 KiB or more {worst_ratio:.2}",
+        models.len(),
+        worst.0,
+        worst.1,
+        worst.2
+    );
+    assert!(failures.is_empty(), "seed {seed}:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn hostile_configs_never_panic_and_allocate_within_the_file() {
+    let cases = std::env::var("ARTIFEX_FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000);
+    let seed = std::env::var("ARTIFEX_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    fuzz_configs(cases, seed);
 }
 
 #[test]

@@ -10,13 +10,7 @@ use artifex_core::data::{DataLoader, TensorDataset};
 use artifex_core::optim::Adam;
 use artifex_core::prelude::*;
 use artifex_core::train::{Metrics, Trainer, TrainerConfig};
-use common::{batch, state_bytes, Mlp};
-
-fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("artifex-trainer-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use common::{batch, fresh_dir, state_bytes, Mlp};
 
 fn loss(model: &Mlp, batch: &[Tensor]) -> Result<(Tensor, Metrics)> {
     let pred = model.forward(&batch[0])?;
@@ -48,13 +42,13 @@ fn config(steps: u64, dir: &PathBuf) -> TrainerConfig {
 
 #[test]
 fn stopping_at_200_and_resuming_to_400_is_bitwise_identical_to_400_steps() -> Result<()> {
-    let dir_a = out_dir("straight");
+    let dir_a = fresh_dir("trainer-straight");
     let (model, opt, mut loader) = setup(0)?;
     let mut straight = Trainer::new(model, opt, config(400, &dir_a), loss);
     straight.fit(&mut loader, None)?;
     let expected = state_bytes(straight.model());
 
-    let dir_b = out_dir("resumed");
+    let dir_b = fresh_dir("trainer-resumed");
     let (model, opt, mut loader) = setup(0)?;
     let mut first = Trainer::new(model, opt, config(200, &dir_b), loss);
     first.fit(&mut loader, None)?;
@@ -64,8 +58,8 @@ fn stopping_at_200_and_resuming_to_400_is_bitwise_identical_to_400_steps() -> Re
     let (model, opt, mut loader) = setup(123)?;
     let mut resumed = Trainer::new(model, opt, config(400, &dir_b), loss);
     assert_eq!(resumed.resume(&mut loader)?, Some(200));
-    let summary = resumed.fit(&mut loader, None)?;
-    assert_eq!(summary.steps, 200);
+    let history = resumed.fit(&mut loader, None)?;
+    assert_eq!((history.first_step, history.steps), (200, 200));
     assert_eq!(
         state_bytes(resumed.model()),
         expected,
@@ -92,25 +86,30 @@ fn stopping_at_200_and_resuming_to_400_is_bitwise_identical_to_400_steps() -> Re
 
 #[test]
 fn training_lowers_the_loss_and_evaluation_runs_in_eval_mode() -> Result<()> {
-    let dir = out_dir("eval");
+    let dir = fresh_dir("trainer-eval");
     let (model, opt, mut loader) = setup(1)?;
     let (_, _, mut val) = setup(1)?;
     let mut trainer = Trainer::new(
         model,
         opt,
-        TrainerConfig {
-            eval_every: Some(100),
-            ..TrainerConfig::new(300, &dir)
-        },
+        TrainerConfig::new(300, &dir).eval_every(100),
         loss,
     );
     let before = trainer.evaluate(&mut val)?;
-    let summary = trainer.fit(&mut loader, Some(&mut val))?;
+    let history = trainer.fit(&mut loader, Some(&mut val))?;
+    let last_eval = history.last_eval().expect("evaluations");
     assert!(
-        summary.last_eval["loss"] < before["loss"] * 0.5,
-        "{before:?} -> {:?}",
-        summary.last_eval
+        last_eval["loss"] < before["loss"] * 0.5,
+        "{before:?} -> {last_eval:?}"
     );
+    // The history holds every step and every evaluation, in order.
+    assert_eq!(history.steps, 300);
+    let steps: Vec<u64> = history.train.iter().map(|r| r.step).collect();
+    assert_eq!(steps, (1..=300).collect::<Vec<_>>());
+    let evals: Vec<u64> = history.eval.iter().map(|r| r.step).collect();
+    assert_eq!(evals, [100, 200, 300]);
+    assert_eq!(history.train_curve("loss").len(), 300);
+    assert_eq!(history.stop, artifex_core::train::StopReason::Completed);
     assert!(
         trainer.model().dropout.is_training(),
         "evaluate() restores training mode"
@@ -122,7 +121,7 @@ fn training_lowers_the_loss_and_evaluation_runs_in_eval_mode() -> Result<()> {
 
 #[test]
 fn a_non_finite_step_is_refused_and_leaves_model_and_checkpoint_intact() -> Result<()> {
-    let dir = out_dir("nan");
+    let dir = fresh_dir("trainer-nan");
     let poison = Arc::new(AtomicBool::new(false));
     let flag = poison.clone();
     let poisoned_loss = move |m: &Mlp, b: &[Tensor]| -> Result<(Tensor, Metrics)> {

@@ -53,7 +53,8 @@ pub fn kind_name(kind: StateKind) -> &'static str {
     }
 }
 
-fn human(bytes: usize) -> String {
+/// `bytes` with a binary unit (`1.5 MiB`).
+pub(crate) fn human(bytes: usize) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if bytes < 1024 {
         return format!("{bytes} B");

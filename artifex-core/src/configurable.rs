@@ -5,8 +5,9 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::checkpoint::{CheckpointFile, SaveOptions};
-use crate::{CheckpointError, Module, Result, Rngs};
+use crate::checkpoint::{self, CheckpointFile, LoadOptions, SaveOptions};
+use crate::construction::Construction;
+use crate::{AbstractState, CheckpointError, Limits, Module, Result, Rngs, StatePath};
 
 /// A module with a serializable configuration; `#[module(serde)]` implements it with the
 /// generated builder as the config.
@@ -25,22 +26,58 @@ pub trait Configurable: Module + Sized {
         self.save_safetensors_with(path, &SaveOptions::with_config(&self.config())?)
     }
 
+    /// The state tree `config` describes (paths, kinds, shapes, dtypes, bytes), built without
+    /// allocating any tensor or drawing any random number (Flax NNX `nnx.eval_shape`); works
+    /// for models far too large to build on this machine. `#[check]` conditions run and
+    /// sizes that overflow are configuration errors.
+    fn abstract_state(config: &Self::Config) -> Result<AbstractState> {
+        AbstractState::trace(Limits::any_size(), |rngs| {
+            Self::from_config(config.clone(), rngs)
+        })
+    }
+
     /// Rebuilds the module from a checkpoint's config and loads its state (strictly).
+    ///
+    /// A checkpoint is untrusted input, and its config decides what gets allocated, so the
+    /// config is checked first, shape-only: its abstract state is built under the file's
+    /// limits (no more variables than the file has entries, no more bytes than its size;
+    /// the build stops at the first variable past them with
+    /// [`CheckpointError::ConfigExceedsFile`]) and compared strictly with the file's
+    /// entries (every path, shape and dtype; [`CheckpointError::Incompatible`] with the full
+    /// report otherwise). Only then is the model allocated, zero-filled (no random values
+    /// drawn and thrown away), and each tensor filled straight from the file.
     fn from_checkpoint(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let config: Self::Config = read_config(path)?;
-        let mut module = Self::from_config(config, &mut Rngs::new(0))?;
+        let file = CheckpointFile::open(path.as_ref())?;
+        let config: Self::Config = config_of(&file)?;
+        let entries = file.specs()?;
+        let limits = Limits::checkpoint(file.path(), entries.len(), file.len());
+        let shapes = AbstractState::trace(limits, |rngs| Self::from_config(config.clone(), rngs))?;
+        let report = checkpoint::compare(&shapes.specs(), &entries, &LoadOptions::strict());
+        if !report.is_clean() || shapes.bytes() > file.len() {
+            return Err(CheckpointError::Incompatible {
+                path: file.path().to_string(),
+                report: Box::new(report),
+            }
+            .into());
+        }
+        let mut rngs = Rngs::new(0).with_construction(Construction::Zeroed);
+        let mut module = Self::from_config(config, &mut rngs)?;
+        module.bind_paths(&mut StatePath::root());
         // Strict: any problem is an error, so the report has nothing more to say.
-        let _ = module.load_safetensors(path)?;
+        let _ = file.load_into(&module, &LoadOptions::strict())?;
         Ok(module)
     }
 }
 
 /// Reads and parses the `config` metadata entry of a checkpoint.
 pub fn read_config<C: DeserializeOwned>(path: &Path) -> Result<C> {
-    let meta = CheckpointFile::open(path)?.metadata()?;
+    config_of(&CheckpointFile::open(path)?)
+}
+
+fn config_of<C: DeserializeOwned>(file: &CheckpointFile) -> Result<C> {
+    let meta = file.metadata()?;
     let entry = |reason: String| CheckpointError::Entry {
-        path: path.display().to_string(),
+        path: file.path().to_string(),
         key: "__metadata__.config".into(),
         reason,
     };

@@ -79,6 +79,10 @@ pub enum Error {
     #[error(transparent)]
     Data(#[from] DataError),
 
+    /// A training run could not start or continue (directory in use, existing run, no data).
+    #[error(transparent)]
+    Train(#[from] TrainError),
+
     /// Optimizer state handed to `load_state` does not fit the optimizer.
     #[error("{optimizer} state does not match its parameters:{}", list_problems(.missing, .mismatched, .unexpected))]
     OptimizerState {
@@ -172,6 +176,17 @@ pub enum CheckpointError {
         report: Box<LoadReport>,
     },
 
+    /// The config stored in the file describes more state than the file holds (more
+    /// variables than entries, or more bytes than the file has): refused while building the
+    /// abstract state, before anything of that size is allocated.
+    #[error("checkpoint {path}: its config describes a model larger than the file: {reason}")]
+    ConfigExceedsFile {
+        /// The file involved.
+        path: String,
+        /// The variable that crossed the limit and the totals.
+        reason: String,
+    },
+
     /// An entry of the file could not be turned into the model's value.
     #[error("checkpoint {path}: entry `{key}`: {reason}")]
     Entry {
@@ -181,6 +196,50 @@ pub enum CheckpointError {
         key: String,
         /// What went wrong.
         reason: String,
+    },
+}
+
+/// Errors of the training loop's set-up: where it writes and what it reads.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Another process (or another trainer in this one) holds the checkpoint directory's lock.
+    #[error("checkpoint directory {dir} is in use by another training run ({holder}); wait for it to finish or train into another directory")]
+    DirectoryInUse {
+        /// The checkpoint directory.
+        dir: String,
+        /// Who holds the lock, e.g. `process 4242 on host node7, started 31 s ago`.
+        holder: String,
+    },
+
+    /// A fresh run (step 0) was asked to write into a directory that holds another run.
+    #[error("{dir} already holds a training run ({found}); resume it (`Trainer::resume`, `--resume`) or start over (`TrainerConfig::overwrite(true)`, `--overwrite`), or pick another directory")]
+    RunExists {
+        /// The run directory (`TrainerConfig::out_dir`).
+        dir: String,
+        /// What was found, e.g. `metrics.jsonl, checkpoints up to step 1500`.
+        found: String,
+    },
+
+    /// The loss plot could not be drawn or written.
+    #[error("loss plot {path}: {reason}")]
+    Plot {
+        /// The PNG file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// The training loader yields no batch, so no step could ever be taken.
+    #[error("{trainer}: the training loader yields no batch ({examples} examples, batch size {batch_size}, drop_last {drop_last})")]
+    EmptyLoader {
+        /// `Trainer` or `AdversarialTrainer`.
+        trainer: String,
+        /// Examples in the data set.
+        examples: usize,
+        /// The loader's batch size.
+        batch_size: usize,
+        /// Whether incomplete batches are dropped.
+        drop_last: bool,
     },
 }
 

@@ -113,13 +113,16 @@
 
 extern crate self as artifex_core;
 
+mod abstract_state;
 pub mod activation;
 pub mod checkpoint;
 mod configurable;
+mod construction;
 mod containers;
 pub mod data;
 mod device;
 mod error;
+mod error_chain;
 pub mod fast_paths;
 mod generative;
 #[cfg(feature = "image")]
@@ -143,9 +146,12 @@ pub use candle_core;
 pub use candle_nn;
 pub use serde;
 
+pub use abstract_state::{AbstractState, AbstractVar};
 pub use configurable::{read_config, Configurable};
+pub use construction::{check_shape, checked_product, Limits};
 pub use device::device_from_name;
-pub use error::{CheckpointError, DataError, Error, Result};
+pub use error::{CheckpointError, DataError, Error, Result, TrainError};
+pub use error_chain::ErrorChain;
 pub use generative::{GenerativeModel, ModelOutput};
 pub use init::{Init, Initializer};
 pub use layer::{boxed, BoxedLayer, Layer};

@@ -1,7 +1,14 @@
 //! Losses of the seed document and of Artifex: reconstruction, KL, the beta-VAE loss.
-//! GAN objectives come with the GAN model.
+//! GAN objectives come with the GAN model. Classification: [`cross_entropy`] (optionally
+//! label-smoothed, [`cross_entropy_with`]), [`nll`] and [`accuracy`].
+
+mod classification;
 
 use std::collections::BTreeMap;
+
+pub use classification::{
+    accuracy, cross_entropy, cross_entropy_with, nll, nll_with, CrossEntropy, Reduction,
+};
 
 use candle_core::Tensor;
 

@@ -13,6 +13,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, StandardNormal};
 
+use crate::construction::Construction;
 use crate::{Error, Module, Result, StatePath, StateRef};
 
 /// Number of `u32` words in a serialized [`RngKey`].
@@ -239,6 +240,8 @@ impl RngStream {
 pub struct Rngs {
     streams: BTreeMap<String, RngStream>,
     device: Device,
+    /// How constructors create variables with these rngs (drawn, zeroed or shape-only).
+    construction: Construction,
 }
 
 impl Rngs {
@@ -252,6 +255,7 @@ impl Rngs {
         Self {
             streams: BTreeMap::new(),
             device: Device::Cpu,
+            construction: Construction::Draw,
         }
     }
 
@@ -271,6 +275,17 @@ impl Rngs {
     /// The device constructors put parameters on.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// These rngs with constructors creating variables as `construction` says.
+    pub(crate) fn with_construction(mut self, construction: Construction) -> Self {
+        self.construction = construction;
+        self
+    }
+
+    /// How constructors create variables with these rngs.
+    pub(crate) fn construction(&self) -> &Construction {
+        &self.construction
     }
 
     /// True if a stream of exactly this name exists (no fallback).
@@ -317,6 +332,7 @@ impl Rngs {
     /// A new stream forked from stream `name` (falling back to `default`), for modules that
     /// draw at call time (Dropout, sampling layers).
     pub fn fork(&mut self, name: &str) -> Result<RngStream> {
+        self.construction.count_stream()?;
         Ok(self.stream(name)?.fork())
     }
 }

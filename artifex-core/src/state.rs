@@ -6,6 +6,7 @@ use std::ops::Deref;
 
 use candle_core::{DType, Device, Shape, Tensor, Var};
 
+use crate::construction::Construction;
 use crate::rng::RngStream;
 use crate::{Error, Result, StatePath};
 
@@ -26,15 +27,40 @@ impl Param {
     }
 
     /// Draws the value from `init` with one key of the `params` stream of `rngs`, on `rngs`' device.
+    ///
+    /// A shape whose size overflows is a configuration error. Under
+    /// [`AbstractState::trace`](crate::AbstractState::trace) nothing is drawn or allocated
+    /// (the shape is recorded); when a model is built to be filled from a checkpoint, the
+    /// value starts as zeros and the key is still taken, so stream counters match.
     pub fn from_init<I: crate::Initializer + ?Sized>(
         init: &I,
         shape: &[usize],
         dtype: DType,
         rngs: &mut crate::Rngs,
     ) -> Result<Self> {
+        crate::check_shape("Param", "value", shape, dtype)?;
+        if let Some(var) = rngs.construction().placeholder("Param", shape, dtype)? {
+            return Ok(Self { var });
+        }
         let key = rngs.params()?;
+        if matches!(rngs.construction(), Construction::Zeroed) {
+            return Ok(Self {
+                var: Var::zeros(shape, dtype, rngs.device())?,
+            });
+        }
         let value = init.init(key, shape, dtype, rngs.device())?;
         Self::new(&value)
+    }
+
+    /// A zero-filled parameter on `rngs`' device, drawing no key (as `jnp.zeros`).
+    pub fn zeros(shape: &[usize], dtype: DType, rngs: &crate::Rngs) -> Result<Self> {
+        crate::check_shape("Param", "value", shape, dtype)?;
+        if let Some(var) = rngs.construction().placeholder("Param", shape, dtype)? {
+            return Ok(Self { var });
+        }
+        Ok(Self {
+            var: Var::zeros(shape, dtype, rngs.device())?,
+        })
     }
 
     /// The current value (tracked by autograd).
@@ -76,19 +102,34 @@ impl BatchStat {
     }
 
     /// Initializes the value from `init`; draws no rng key unless the initializer is random.
+    /// Overflow, abstract and checkpoint-filled builds as [`Param::from_init`].
     pub fn from_init<I: crate::Initializer + ?Sized>(
         init: &I,
         shape: &[usize],
         dtype: DType,
         rngs: &mut crate::Rngs,
     ) -> Result<Self> {
+        crate::check_shape("BatchStat", "value", shape, dtype)?;
+        if let Some(var) = rngs.construction().placeholder("BatchStat", shape, dtype)? {
+            return Ok(Self { var });
+        }
         let key = if init.is_random() {
             rngs.params()?
         } else {
             crate::RngKey::zero()
         };
+        if matches!(rngs.construction(), Construction::Zeroed) {
+            return Ok(Self {
+                var: Var::zeros(shape, dtype, rngs.device())?,
+            });
+        }
         let value = init.init(key, shape, dtype, rngs.device())?;
         Self::new(&value)
+    }
+
+    /// The id of the variable's tensor (stable across `value()` calls, which detach).
+    pub(crate) fn id(&self) -> candle_core::TensorId {
+        self.var.as_tensor().id()
     }
 
     /// The current value, detached from autograd.
@@ -122,15 +163,49 @@ impl Default for Mode {
     }
 }
 
+thread_local! {
+    /// Set while [`Mode::evaluating`] runs on this thread.
+    static EVAL_SCOPE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 impl Mode {
-    /// True in training mode.
+    /// True in training mode (false everywhere inside [`Mode::evaluating`]).
     pub fn is_training(self) -> bool {
-        self.training
+        self.training && !EVAL_SCOPE.with(|s| s.get())
     }
 
-    /// The per-call override if given, else the module's mode.
+    /// The per-call override if given, else the module's mode (evaluation inside
+    /// [`Mode::evaluating`]).
     pub fn resolve(self, train: Option<bool>) -> bool {
-        train.unwrap_or(self.training)
+        train.unwrap_or_else(|| self.is_training())
+    }
+
+    /// Runs `f` with every module in evaluation mode on this thread, without touching any
+    /// module's own mode: when `f` returns (or panics), each layer is in the mode it was in,
+    /// including submodules a user switched by hand (`model.encoder.eval()`). A per-call
+    /// override (`forward_t(x, Some(true))`) still wins. The Trainer's evaluation loop runs
+    /// in here.
+    ///
+    /// ```
+    /// use artifex_core::prelude::*;
+    ///
+    /// let mut rngs = Rngs::new(0);
+    /// let drop = Dropout::builder(0.5).build(&mut rngs)?;
+    /// let x = Tensor::ones((2, 8), DType::F32, &Device::Cpu)?;
+    /// let y = Mode::evaluating(|| drop.forward(&x))?;
+    /// assert_eq!(y.to_vec2::<f32>()?, x.to_vec2::<f32>()?); // identity in eval mode
+    /// assert!(drop.is_training()); // the layer's own mode is unchanged
+    /// # Ok::<(), artifex_core::Error>(())
+    /// ```
+    pub fn evaluating<T>(f: impl FnOnce() -> T) -> T {
+        struct Restore(bool);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                EVAL_SCOPE.with(|s| s.set(self.0));
+            }
+        }
+        let _restore = Restore(EVAL_SCOPE.with(|s| s.replace(true)));
+        f()
     }
 
     pub(crate) fn set(&mut self, training: bool) {

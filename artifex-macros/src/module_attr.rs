@@ -113,11 +113,25 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> syn::Result<TokenStrea
                 computed: args.computed.clone(),
             }),
             FieldRole::Param(args, attr) => {
-                let value = variable_init(args, attr, quote!(#krate::Param), &config_names)?;
+                let value = variable_init(
+                    args,
+                    attr,
+                    quote!(#krate::Param),
+                    &config_names,
+                    name,
+                    ident,
+                )?;
                 field_inits.push(quote! { let #ident: #ty = #value; });
             }
             FieldRole::BatchStat(args, attr) => {
-                let value = variable_init(args, attr, quote!(#krate::BatchStat), &config_names)?;
+                let value = variable_init(
+                    args,
+                    attr,
+                    quote!(#krate::BatchStat),
+                    &config_names,
+                    name,
+                    ident,
+                )?;
                 field_inits.push(quote! { let #ident: #ty = #value; });
             }
             FieldRole::Rng(args) => {
@@ -295,12 +309,16 @@ fn bad_args(args: &TokenStream) -> syn::Error {
     )
 }
 
-/// The expression that creates a `#[param]` / `#[batch_stat]` field.
+/// The expression that creates a `#[param]` / `#[batch_stat]` field: the shape is checked for
+/// overflow first (a configuration error naming the struct and the field), then the variable
+/// is created through `from_init`, which also serves shape-only and checkpoint-filled builds.
 fn variable_init(
     args: &VariableArgs,
     attr: &syn::Attribute,
     ty: TokenStream,
     config_names: &[&Ident],
+    module: &Ident,
+    field: &Ident,
 ) -> syn::Result<TokenStream> {
     let what = if attr.path().is_ident("param") {
         "param"
@@ -328,9 +346,12 @@ fn variable_init(
         Some(d) => quote!(#d),
         None => quote!(::artifex_core::candle_core::DType::F32),
     };
+    let (module, field) = (module.to_string(), field.to_string());
     let make = quote! {{
         let __shape: [usize; #rank] = [#(#dims),*];
-        #ty::from_init(&(#init), &__shape, #dtype, rngs)?
+        let __dtype = #dtype;
+        ::artifex_core::check_shape(#module, #field, &__shape, __dtype)?;
+        #ty::from_init(&(#init), &__shape, __dtype, rngs)?
     }};
     Ok(match &args.when {
         Some(cond) => quote!(if #cond { Some(#make) } else { None }),

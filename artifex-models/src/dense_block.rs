@@ -9,7 +9,7 @@ pub type DenseLayer = (BatchNorm, Conv);
 pub struct DenseBlock {
     /// Layer `i` maps `in_channels + i * growth_rate` channels to `growth_rate`.
     #[init((0..num_layers).map(|i| {
-        let channels = in_channels + i * growth_rate;
+        let channels = i.checked_mul(growth_rate).and_then(|g| g.checked_add(in_channels)).ok_or_else(|| Error::config("DenseBlock", format!("in_channels {in_channels} + {i} * growth_rate {growth_rate} overflows usize")))?;
         Ok((BatchNorm::new(channels, rngs)?, Conv::new(channels, growth_rate, vec![3, 3], rngs)?))
     }).collect::<Result<_>>()?)]
     pub layers: Vec<DenseLayer>,

@@ -22,7 +22,7 @@ pub struct CustomGenerator {
     #[init(if use_attention && hidden_dims.len() >= 3 { Some(MultiHeadAttention::new(hidden_dims[hidden_dims.len() / 2], 4, rngs)?) } else { None })]
     pub attention: Option<MultiHeadAttention>,
     /// Back to `prod(output_shape)`.
-    #[init(Linear::new(hidden_dims[hidden_dims.len() - 1], output_shape.iter().product(), rngs)?)]
+    #[init(Linear::new(hidden_dims[hidden_dims.len() - 1], artifex_core::checked_product("CustomGenerator", "output_shape", &output_shape)?, rngs)?)]
     pub output_layer: Linear,
     /// Noise size.
     #[config]
@@ -108,7 +108,7 @@ impl Module for GeneratorLayer {
 #[check(!hidden_dims.is_empty(), "hidden_dims needs at least one width")]
 pub struct CustomDiscriminator {
     /// One layer per width.
-    #[init(dims_in(&input_shape, &hidden_dims).map(|(i, o)| dense(i, o, spectral_norm, rngs)).collect::<Result<_>>()?)]
+    #[init(dims_in(artifex_core::checked_product("CustomDiscriminator", "input_shape", &input_shape)?, &hidden_dims).map(|(i, o)| dense(i, o, spectral_norm, rngs)).collect::<Result<_>>()?)]
     pub layers: Vec<BoxedLayer>,
     /// `hidden_dims[-1] -> 1`.
     #[init(dense(hidden_dims[hidden_dims.len() - 1], 1, spectral_norm, rngs)?)]
@@ -124,11 +124,9 @@ pub struct CustomDiscriminator {
     pub spectral_norm: bool,
 }
 
-fn dims_in<'a>(
-    input_shape: &[usize],
-    dims: &'a [usize],
-) -> impl Iterator<Item = (usize, usize)> + 'a {
-    std::iter::once(input_shape.iter().product())
+/// `(input, width)` of each hidden layer, the first taking `input` features.
+fn dims_in(input: usize, dims: &[usize]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    std::iter::once(input)
         .chain(dims.iter().copied())
         .zip(dims.iter().copied())
 }

@@ -46,7 +46,7 @@ pub struct UNetDecoder {
     #[init((0..channels_list.len() - 1).map(|i| {
         let skip = if i == 0 { 0 } else { skip_channels.iter().rev().nth(i - 1).copied().unwrap_or(0) };
         Ok((
-            ConvTranspose::builder(channels_list[i] + skip, channels_list[i + 1], vec![3, 3]).strides(vec![2, 2]).build(rngs)?,
+            ConvTranspose::builder(channels_list[i].checked_add(skip).ok_or_else(|| Error::config("UNetDecoder", format!("channels_list[{i}] + skip channels {skip} overflows usize")))?, channels_list[i + 1], vec![3, 3]).strides(vec![2, 2]).build(rngs)?,
             BatchNorm::new(channels_list[i + 1], rngs)?,
         ))
     }).collect::<Result<_>>()?)]

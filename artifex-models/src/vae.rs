@@ -53,7 +53,7 @@ pub struct CustomVAE {
     #[config(default = true)]
     pub use_batch_norm: bool,
     /// `prod(input_shape)`.
-    #[config(computed = input_shape.iter().product())]
+    #[config(computed = artifex_core::checked_product("CustomVAE", "input_shape", &input_shape)?)]
     pub input_dim: usize,
 }
 

@@ -33,6 +33,13 @@ impl Mlp {
     }
 }
 
+/// An empty directory under the system temp dir, unique to this process and `name`.
+pub fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("artifex-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 /// A deterministic input batch.
 pub fn batch(rows: usize, cols: usize) -> Tensor {
     let v: Vec<f32> = (0..rows * cols)

@@ -1,9 +1,13 @@
 //! Crash-safe file replacement: write a temp file beside the target, fsync, rename, fsync dir.
 //!
-//! Temp files are named `.NAME.tmp-PID-N`. A process killed mid-write (SIGKILL, power loss)
+//! Temp files are named `.NAME.tmp-PID-N`, and the writer holds an exclusive advisory lock
+//! (`flock`) on its temp file until the rename. A process killed mid-write (SIGKILL, power loss)
 //! leaves its temp file behind; it never replaces the target, nothing reads it, and the next
-//! save of the same target removes it once its process is gone.
+//! save of the same target removes it: a temp file nobody holds a lock on is stale (the kernel
+//! drops a dead process's locks, whatever its PID namespace or host). The PID in the name only
+//! makes names unique; it decides nothing.
 
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -34,7 +38,8 @@ pub fn write_atomically_with(
         source,
     };
     remove_stale_temps(path);
-    let tmp = temp_path(path);
+    // Held until this function returns: marks the temp file as live to other cleaners.
+    let (tmp, _claim) = claim_temp(path).map_err(io)?;
     let result = (|| {
         write(&tmp)?;
         if !durable {
@@ -68,27 +73,64 @@ fn temp_path(path: &Path) -> PathBuf {
     ))
 }
 
-/// The pid in a temp name `.NAME.tmp-PID-N` (or `.NAME.tmp-PID` for directories) of `name`.
-pub(crate) fn temp_owner(entry: &str, name: &str) -> Option<u32> {
-    let rest = entry
-        .strip_prefix('.')?
-        .strip_prefix(name)?
-        .strip_prefix(".tmp-")?;
-    let pid = rest.split('-').next()?;
-    pid.parse().ok()
+/// Whether `entry` is a temp name `.NAME.tmp-...` of `name` (files: `.NAME.tmp-PID-N`,
+/// step directories: `.NAME.tmp-PID`).
+pub(crate) fn is_temp_of(entry: &str, name: &str) -> bool {
+    entry
+        .strip_prefix('.')
+        .and_then(|rest| rest.strip_prefix(name))
+        .and_then(|rest| rest.strip_prefix(".tmp-"))
+        .is_some_and(|rest| !rest.is_empty())
 }
 
-/// Whether process `pid` is known to be gone (on Linux, from `/proc`; elsewhere never, so
-/// nothing is removed that might belong to a live writer).
-pub(crate) fn is_dead(pid: u32) -> bool {
-    let proc_root = Path::new("/proc");
-    cfg!(target_os = "linux")
-        && pid != std::process::id()
-        && proc_root.join("self").exists()
-        && !proc_root.join(pid.to_string()).exists()
+/// Creates a new temp file for `path` and takes an exclusive lock on it; the lock lives as
+/// long as the returned handle.
+///
+/// A cleaner may lock and delete the file in the instant between its creation and our lock;
+/// so once locked, we check that the name still leads to our file, and start over with a new
+/// name if it does not. After that check no cleaner can take the file away.
+fn claim_temp(path: &Path) -> std::io::Result<(PathBuf, File)> {
+    let mut attempts = 0;
+    loop {
+        let tmp = temp_path(path);
+        let file = File::options().write(true).create_new(true).open(&tmp)?;
+        file.lock()?;
+        if still_named(&tmp, &file) {
+            return Ok((tmp, file));
+        }
+        attempts += 1;
+        if attempts == 8 {
+            return Err(std::io::Error::other(
+                "temp files keep disappearing (another process removes them)",
+            ));
+        }
+    }
 }
 
-/// Removes the temp files of `path` whose writers are dead. Best effort: errors are ignored.
+#[cfg(unix)]
+fn still_named(tmp: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(tmp), file.metadata()) {
+        (Ok(named), Ok(ours)) => named.dev() == ours.dev() && named.ino() == ours.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn still_named(tmp: &Path, _file: &File) -> bool {
+    tmp.exists()
+}
+
+/// Whether the temp file at `path` is abandoned: nobody holds its lock.
+fn is_abandoned(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    // Our probe lock is released when `file` is dropped.
+    !matches!(file.try_lock(), Err(TryLockError::WouldBlock))
+}
+
+/// Removes the abandoned temp files of `path`. Best effort: errors are ignored.
 fn remove_stale_temps(path: &Path) {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -100,7 +142,7 @@ fn remove_stale_temps(path: &Path) {
     };
     for entry in entries.flatten() {
         let entry_name = entry.file_name().to_string_lossy().into_owned();
-        if temp_owner(&entry_name, &name).is_some_and(is_dead) {
+        if is_temp_of(&entry_name, &name) && is_abandoned(&entry.path()) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -125,20 +167,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn temp_names_parse_back_to_their_pid() {
+    fn temp_names_are_recognised() {
         let tmp = temp_path(Path::new("/x/model.safetensors"));
         let name = tmp.file_name().map(|n| n.to_string_lossy().into_owned());
-        let owner = name.and_then(|n| temp_owner(&n, "model.safetensors"));
-        assert_eq!(owner, Some(std::process::id()));
-        assert_eq!(
-            temp_owner(".step-00000005.tmp-42", "step-00000005"),
-            Some(42)
+        assert!(name.is_some_and(|n| is_temp_of(&n, "model.safetensors")));
+        assert!(is_temp_of(".step-00000005.tmp-42", "step-00000005"));
+        assert!(!is_temp_of("model.safetensors", "model.safetensors"));
+        assert!(!is_temp_of(".model.safetensors.tmp-", "model.safetensors"));
+        assert!(!is_temp_of(
+            ".other.safetensors.tmp-1-0",
+            "model.safetensors"
+        ));
+    }
+
+    #[test]
+    fn a_locked_temp_is_live_and_an_unlocked_one_abandoned() {
+        let dir = std::env::temp_dir().join(format!("artifex-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (tmp, claim) = claim_temp(&dir.join("m.safetensors")).expect("claim");
+        assert!(
+            !is_abandoned(&tmp),
+            "a locked temp belongs to a live writer"
         );
-        assert_eq!(
-            temp_owner(".model.safetensors.tmp-x-1", "model.safetensors"),
-            None
-        );
-        assert_eq!(temp_owner("model.safetensors", "model.safetensors"), None);
-        assert!(!is_dead(std::process::id()));
+        drop(claim);
+        assert!(is_abandoned(&tmp), "unlocked: abandoned");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -24,7 +24,7 @@ use candle_core::Tensor;
 
 #[cfg(feature = "torch")]
 pub use adapter::{Adapted, AdaptedEntry, Adapter, Layout};
-pub(crate) use atomic::{is_dead, temp_owner};
+pub(crate) use atomic::is_temp_of;
 pub use atomic::{write_atomically, write_atomically_with};
 pub use file::CheckpointFile;
 pub use load::{load_bytes, load_map};

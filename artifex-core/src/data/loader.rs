@@ -169,6 +169,11 @@ impl DataLoader {
         self
     }
 
+    /// Whether an incomplete last batch of an epoch is dropped.
+    pub fn drop_last(&self) -> bool {
+        self.drop_last
+    }
+
     /// The dataset batched.
     pub fn dataset(&self) -> &TensorDataset {
         &self.dataset

@@ -55,6 +55,11 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
+    /// True in training mode (batch statistics, running averages updated).
+    pub fn is_training(&self) -> bool {
+        self.mode.is_training()
+    }
+
     /// Normalizes in the module's mode.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_t(x, None)

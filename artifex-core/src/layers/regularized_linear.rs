@@ -47,7 +47,7 @@ pub struct RegularizedLinear {
     #[param(init = lecun_normal, shape = [in_features, out_features])]
     pub weight: Param,
     /// `(out_features,)`, zeros.
-    #[init(Param::new(&Tensor::zeros(out_features, DType::F32, rngs.device())?)?)]
+    #[init(Param::zeros(&[out_features], DType::F32, rngs)?)]
     pub bias: Param,
     /// Output dropout; `None` when `dropout_rate` is 0.
     #[init(if dropout_rate > 0.0 { Some(Dropout::new(dropout_rate, rngs)?) } else { None })]

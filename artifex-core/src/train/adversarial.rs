@@ -1,106 +1,155 @@
-//! GAN training: two optimizers, alternating discriminator and generator updates.
+//! GAN training: two optimizers, alternating discriminator and generator updates, on the same
+//! loop as the [`Trainer`](super::Trainer) (evaluation, logging, checkpoints, resume, NaN
+//! guard, clean stops).
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::PathBuf;
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
-use super::{CheckpointDir, LossOutput, MetricsLogger};
-use crate::checkpoint::SaveOptions;
+use super::engine::{Engine, StepTask};
+use super::metrics::{ensure_finite, host_scalars};
+use super::{CheckpointDir, History, LossOutput, Scalars, StopHandle, TrainerConfig};
 use crate::data::DataLoader;
-use crate::optim::Optimizer;
+use crate::optim::{clip_grad_norm, global_norm, Optimizer};
 use crate::{Error, Module, Result};
 
 /// Trains a two-player model: each step updates the discriminator on a real batch with its
 /// optimizer, then the generator with the other one. Both objectives come from closures, so
-/// any GAN loss (non-saturating, hinge, least squares, Wasserstein) plugs in.
-pub struct AdversarialTrainer<M, D, G> {
+/// any GAN loss (non-saturating, hinge, least squares, Wasserstein) plugs in:
+/// `d_loss(model, real_batch)` and `g_loss(model, batch_size)`.
+///
+/// A step is all or nothing: if the generator's loss or gradient is not finite after the
+/// discriminator was updated, the discriminator's parameters and optimizer state are put back
+/// too (a copy of them is kept during each step for that).
+pub struct AdversarialTrainer<M, D, G, DL, GL> {
+    engine: Engine,
+    task: Adversarial<M, D, G, DL, GL>,
+}
+
+struct Adversarial<M, D, G, DL, GL> {
     model: M,
     d_opt: D,
     g_opt: G,
-    step: u64,
+    d_loss: DL,
+    g_loss: GL,
+    clip_grad_norm: Option<f64>,
 }
 
-impl<M: Module, D: Optimizer, G: Optimizer> AdversarialTrainer<M, D, G> {
-    /// `d_opt` must hold the discriminator's parameters and `g_opt` the generator's.
-    pub fn new(model: M, d_opt: D, g_opt: G) -> Self {
-        Self {
-            model,
-            d_opt,
-            g_opt,
-            step: 0,
-        }
+impl<M, D, G, DL, GL> Adversarial<M, D, G, DL, GL>
+where
+    D: Optimizer,
+{
+    /// Copies of the discriminator's parameters and optimizer state.
+    fn snapshot_discriminator(&self) -> Result<(Vec<Tensor>, HashMap<String, Tensor>)> {
+        let params = self
+            .d_opt
+            .params()
+            .iter()
+            .map(|(_, p)| Ok(p.var().as_tensor().copy()?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((params, self.d_opt.state_tensors()?.into_iter().collect()))
     }
 
-    /// The model.
-    pub fn model(&self) -> &M {
+    fn restore_discriminator(
+        &mut self,
+        (params, state): (Vec<Tensor>, HashMap<String, Tensor>),
+    ) -> Result<()> {
+        for ((_, p), saved) in self.d_opt.params().iter().zip(&params) {
+            p.var().set(saved)?;
+        }
+        self.d_opt.load_state(&state)
+    }
+}
+
+/// Backpropagates `loss`, clips or measures the gradient over `opt`'s parameters, and records
+/// the norm as `norm_name`.
+fn gradients<O: Optimizer>(
+    loss: &Tensor,
+    opt: &O,
+    clip: Option<f64>,
+    norm_name: &str,
+    host: &mut Scalars,
+) -> Result<candle_core::backprop::GradStore> {
+    let mut grads = loss.backward()?;
+    let norm = match clip {
+        Some(max_norm) => clip_grad_norm(&mut grads, opt.params(), max_norm)?,
+        None => global_norm(&grads, opt.params())?,
+    };
+    host.insert(norm_name.into(), norm);
+    Ok(grads)
+}
+
+impl<M, D, G, DL, GL> StepTask for Adversarial<M, D, G, DL, GL>
+where
+    M: Module,
+    D: Optimizer,
+    G: Optimizer,
+    DL: Fn(&M, &Tensor) -> Result<LossOutput>,
+    GL: Fn(&M, usize) -> Result<LossOutput>,
+{
+    type Model = M;
+    const NAME: &'static str = "AdversarialTrainer";
+
+    fn model(&self) -> &M {
         &self.model
     }
 
-    /// Gives the model back.
-    pub fn into_model(self) -> M {
-        self.model
+    fn model_mut(&mut self) -> &mut M {
+        &mut self.model
     }
 
-    /// Steps taken so far.
-    pub fn step(&self) -> u64 {
-        self.step
-    }
+    fn train_step(&mut self, batch: &[Tensor], step: u64) -> Result<Scalars> {
+        let real = real_batch(batch)?;
+        let (loss, metrics) = (self.d_loss)(&self.model, real)?;
+        let mut host = host_scalars("d_loss", &loss, &metrics)?;
+        let grads = gradients(
+            &loss,
+            &self.d_opt,
+            self.clip_grad_norm,
+            "d_grad_norm",
+            &mut host,
+        )?;
+        ensure_finite(step, &host)?;
+        let snapshot = self.snapshot_discriminator()?;
+        self.d_opt.step(&grads)?;
 
-    /// One discriminator update on `real`, then one generator update. A non-finite loss or
-    /// metric refuses the update it belongs to (the error names it).
-    pub fn train_step(
-        &mut self,
-        real: &Tensor,
-        d_loss: impl Fn(&M, &Tensor) -> Result<LossOutput>,
-        g_loss: impl Fn(&M, usize) -> Result<LossOutput>,
-    ) -> Result<BTreeMap<String, f64>> {
-        let step = self.step + 1;
-        let (loss, metrics) = d_loss(&self.model, real)?;
-        let mut host = finite(step, "d_loss", &loss, &metrics)?;
-        self.d_opt.step(&loss.backward()?)?;
-        let (loss, metrics) = g_loss(&self.model, real.dim(0)?)?;
-        host.extend(finite(step, "g_loss", &loss, &metrics)?);
-        self.g_opt.step(&loss.backward()?)?;
-        self.step = step;
+        let generator = (|| {
+            let (loss, metrics) = (self.g_loss)(&self.model, real.dim(0)?)?;
+            let mut g_host = host_scalars("g_loss", &loss, &metrics)?;
+            let grads = gradients(
+                &loss,
+                &self.g_opt,
+                self.clip_grad_norm,
+                "g_grad_norm",
+                &mut g_host,
+            )?;
+            ensure_finite(step, &g_host)?;
+            Ok((g_host, grads))
+        })();
+        let (g_host, grads) = match generator {
+            Ok(ok) => ok,
+            Err(e) => {
+                self.restore_discriminator(snapshot)?;
+                return Err(e);
+            }
+        };
+        self.g_opt.step(&grads)?;
+        host.extend(g_host);
         Ok(host)
     }
 
-    /// Runs `steps` steps over `loader` (cycling epochs), logging to `out_dir/metrics.jsonl`
-    /// and saving `out_dir/checkpoints/step-N/` at the end. The first tensor of each batch is
-    /// the real data.
-    pub fn fit(
-        &mut self,
-        loader: &mut DataLoader,
-        steps: u64,
-        out_dir: &Path,
-        d_loss: impl Fn(&M, &Tensor) -> Result<LossOutput>,
-        g_loss: impl Fn(&M, usize) -> Result<LossOutput>,
-    ) -> Result<BTreeMap<String, f64>> {
-        std::fs::create_dir_all(out_dir).map_err(|source| crate::CheckpointError::Io {
-            path: out_dir.display().to_string(),
-            source,
-        })?;
-        let mut logger = MetricsLogger::open(
-            &out_dir.join("metrics.jsonl"),
-            self.step + steps,
-            self.step,
-            Some(100),
-        )?;
-        let mut last = BTreeMap::new();
-        let end = self.step + steps;
-        while self.step < end {
-            let Some(batch) = loader.next_batch()? else {
-                continue;
-            };
-            let real = batch
-                .first()
-                .ok_or_else(|| Error::config("AdversarialTrainer", "empty batch"))?;
-            last = self.train_step(real, &d_loss, &g_loss)?;
-            logger.log(self.step, "train", &last, None)?;
-        }
-        logger.finish();
-        let mut state: Vec<(String, Tensor)> = Vec::new();
+    fn eval_batch(&self, batch: &[Tensor]) -> Result<Scalars> {
+        let real = real_batch(batch)?;
+        let (loss, metrics) = (self.d_loss)(&self.model, real)?;
+        let mut host = host_scalars("d_loss", &loss, &metrics)?;
+        let (loss, metrics) = (self.g_loss)(&self.model, real.dim(0)?)?;
+        host.extend(host_scalars("g_loss", &loss, &metrics)?);
+        Ok(host)
+    }
+
+    fn optimizer_state(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut state = Vec::new();
         for (prefix, opt) in [
             ("d.", &self.d_opt as &dyn Optimizer),
             ("g.", &self.g_opt as &dyn Optimizer),
@@ -111,36 +160,123 @@ impl<M: Module, D: Optimizer, G: Optimizer> AdversarialTrainer<M, D, G> {
                     .map(|(k, t)| (format!("{prefix}{k}"), t)),
             );
         }
-        CheckpointDir::new(out_dir.join("checkpoints"), 1).save(
-            self.step,
-            &self.model,
-            &SaveOptions::default(),
-            state,
-        )?;
-        Ok(last)
+        Ok(state)
+    }
+
+    fn load_optimizer_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        let part = |prefix: &str| -> HashMap<String, Tensor> {
+            state
+                .iter()
+                .filter_map(|(k, t)| Some((k.strip_prefix(prefix)?.to_string(), t.clone())))
+                .collect()
+        };
+        self.d_opt.load_state(&part("d."))?;
+        self.g_opt.load_state(&part("g."))
     }
 }
 
-fn finite(
-    step: u64,
-    name: &str,
-    loss: &Tensor,
-    metrics: &super::Metrics,
-) -> Result<BTreeMap<String, f64>> {
-    let mut host = BTreeMap::new();
-    host.insert(
-        name.to_string(),
-        loss.to_dtype(DType::F64)?.to_scalar::<f64>()?,
-    );
-    for (k, v) in metrics {
-        host.insert(k.clone(), v.to_dtype(DType::F64)?.to_scalar::<f64>()?);
+fn real_batch(batch: &[Tensor]) -> Result<&Tensor> {
+    batch.first().ok_or_else(|| {
+        Error::config(
+            "AdversarialTrainer",
+            "a batch without tensors (the first tensor of each batch is the real data)",
+        )
+    })
+}
+
+impl<M, D, G, DL, GL> AdversarialTrainer<M, D, G, DL, GL>
+where
+    M: Module,
+    D: Optimizer,
+    G: Optimizer,
+    DL: Fn(&M, &Tensor) -> Result<LossOutput>,
+    GL: Fn(&M, usize) -> Result<LossOutput>,
+{
+    /// `d_opt` must hold the discriminator's parameters and `g_opt` the generator's;
+    /// `d_loss(model, real)` and `g_loss(model, batch_size)` give each player's objective.
+    pub fn new(
+        model: M,
+        d_opt: D,
+        g_opt: G,
+        config: TrainerConfig,
+        d_loss: DL,
+        g_loss: GL,
+    ) -> Self {
+        let clip_grad_norm = config.clip_grad_norm;
+        Self {
+            engine: Engine::new(config),
+            task: Adversarial {
+                model,
+                d_opt,
+                g_opt,
+                d_loss,
+                g_loss,
+                clip_grad_norm,
+            },
+        }
     }
-    if let Some((metric, value)) = host.iter().find(|(_, v)| !v.is_finite()) {
-        return Err(Error::NonFinite {
-            step,
-            metric: metric.clone(),
-            value: *value,
-        });
+
+    /// The model.
+    pub fn model(&self) -> &M {
+        &self.task.model
     }
-    Ok(host)
+
+    /// The model, mutably.
+    pub fn model_mut(&mut self) -> &mut M {
+        &mut self.task.model
+    }
+
+    /// Gives the model back.
+    pub fn into_model(self) -> M {
+        self.task.model
+    }
+
+    /// Steps taken so far.
+    pub fn step(&self) -> u64 {
+        self.engine.step
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainerConfig {
+        &self.engine.config
+    }
+
+    /// The checkpoint folder.
+    pub fn checkpoints(&self) -> &CheckpointDir {
+        &self.engine.checkpoints
+    }
+
+    /// A handle that stops a running [`fit`](Self::fit) after its current step.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.engine.stop.clone()
+    }
+
+    /// One discriminator update on `batch[0]` (the real data), then one generator update;
+    /// metrics `d_loss`, `g_loss`, `d_grad_norm`, `g_grad_norm` and the closures' own. A
+    /// non-finite value refuses the whole step: nothing changes, the error names the metric.
+    pub fn train_step(&mut self, batch: &[Tensor]) -> Result<Scalars> {
+        self.engine.guarded_step(&mut self.task, batch)
+    }
+
+    /// Both losses averaged over one pass of `loader`, every layer in evaluation mode.
+    pub fn evaluate(&self, loader: &mut DataLoader) -> Result<Scalars> {
+        self.engine.evaluate(&self.task, loader)
+    }
+
+    /// Trains until `config.total_steps`, exactly as [`Trainer::fit`](super::Trainer::fit)
+    /// (evaluation, `metrics.jsonl`, `loss.png`, checkpoints, lock, clean stops).
+    pub fn fit(&mut self, train: &mut DataLoader, val: Option<&mut DataLoader>) -> Result<History> {
+        self.engine.fit(&mut self.task, train, val)
+    }
+
+    /// Writes `checkpoints/step-N/` (model, both optimizers as `d.opt.*` / `g.opt.*`, step,
+    /// data order).
+    pub fn save_checkpoint(&self, train: &DataLoader) -> Result<PathBuf> {
+        self.engine.save_checkpoint(&self.task, train)
+    }
+
+    /// Restores the newest checkpoint; returns its step, or `None` when there is none.
+    pub fn resume(&mut self, train: &mut DataLoader) -> Result<Option<u64>> {
+        self.engine.resume(&mut self.task, train)
+    }
 }

@@ -1,13 +1,16 @@
 //! Training checkpoints: `checkpoints/step-NNNNNNNN/{model,trainer}.safetensors`, written
 //! into a hidden temp directory `.step-NNNNNNNN.tmp-PID` and renamed into place, keeping the
-//! last K. A temp directory left by a killed process is never listed, and the next save or
-//! prune removes it once that process is gone.
+//! last K. Writers hold the directory's [`RunLock`], so only one process writes into it; a
+//! temp directory left by a killed process is never listed, and since no other writer can be
+//! alive while we hold the lock, the next save or prune removes it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use candle_core::Tensor;
 
+use super::RunLock;
 use crate::checkpoint::SaveOptions;
 use crate::{CheckpointError, Module, Result};
 
@@ -23,11 +26,13 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     }
 }
 
-/// Manages the step directories under one folder.
+/// Manages the step directories under one folder. Reading needs nothing; the first write (or
+/// [`CheckpointDir::lock`]) takes the folder's lock, held until the last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct CheckpointDir {
     root: PathBuf,
     keep_last: usize,
+    lock: Arc<Mutex<Option<RunLock>>>,
 }
 
 impl CheckpointDir {
@@ -36,7 +41,33 @@ impl CheckpointDir {
         Self {
             root: root.into(),
             keep_last: keep_last.max(1),
+            lock: Arc::default(),
         }
+    }
+
+    /// Takes the folder's lock (creating the folder) unless this handle holds it already; a
+    /// folder locked by another run is a [`TrainError::DirectoryInUse`] naming the holder.
+    ///
+    /// [`TrainError::DirectoryInUse`]: crate::TrainError::DirectoryInUse
+    pub fn lock(&self) -> Result<()> {
+        let mut held = self
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if held.is_none() {
+            *held = Some(RunLock::acquire(&self.root)?);
+        }
+        Ok(())
+    }
+
+    /// Removes every checkpoint and temp directory (a run started over); takes the lock.
+    pub fn clear(&self) -> Result<()> {
+        self.lock()?;
+        for (_, dir) in self.list()? {
+            std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        self.remove_stale_temps();
+        Ok(())
     }
 
     /// The folder.
@@ -88,7 +119,7 @@ impl CheckpointDir {
         model_options: &SaveOptions,
         trainer_state: Vec<(String, Tensor)>,
     ) -> Result<PathBuf> {
-        std::fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
+        self.lock()?;
         self.remove_stale_temps();
         let final_dir = self.step_dir(step);
         let tmp = self
@@ -119,8 +150,10 @@ impl CheckpointDir {
         Ok(final_dir)
     }
 
-    /// Removes all but the newest `keep_last` checkpoints, and stale temp directories.
+    /// Removes all but the newest `keep_last` checkpoints, and stale temp directories; takes
+    /// the lock.
     pub fn prune(&self) -> Result<()> {
+        self.lock()?;
         let list = self.list()?;
         let excess = list.len().saturating_sub(self.keep_last);
         for (_, dir) in &list[..excess] {
@@ -130,21 +163,21 @@ impl CheckpointDir {
         Ok(())
     }
 
-    /// Removes the temp directories `.step-NNNNNNNN.tmp-PID` of dead processes (best effort).
+    /// Removes every temp directory `.step-NNNNNNNN.tmp-PID`: called with the lock held, so
+    /// none can belong to a live writer (best effort).
     fn remove_stale_temps(&self) {
         let Ok(entries) = std::fs::read_dir(&self.root) else {
             return;
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let step = name
+            let is_temp = name
                 .strip_prefix(".step-")
-                .and_then(|rest| rest.split_once(".tmp-"))
-                .map(|(step, _)| format!("step-{step}"));
-            let stale = step
-                .and_then(|step| crate::checkpoint::temp_owner(&name, &step))
-                .is_some_and(crate::checkpoint::is_dead);
-            if stale {
+                .and_then(|rest| rest.split_once('.'))
+                .is_some_and(|(step, _)| {
+                    crate::checkpoint::is_temp_of(&name, &format!("step-{step}"))
+                });
+            if is_temp {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }

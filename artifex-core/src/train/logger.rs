@@ -13,6 +13,9 @@ use crate::{CheckpointError, Result};
 
 /// Appends `{"step": .., "split": "train"|"eval", "<metric>": value, ...}` lines to a file
 /// and shows progress: an indicatif bar on a terminal, plain lines otherwise (quiet in CI).
+///
+/// The trainers open it in append mode for resumed runs; a fresh run starts from an empty file
+/// (they refuse, or clear with `overwrite`, a directory holding another run's log).
 pub struct MetricsLogger {
     path: PathBuf,
     file: std::fs::File,
@@ -114,6 +117,14 @@ impl MetricsLogger {
         Ok(())
     }
 
+    /// Prints a line for the person watching (above the bar on a terminal, on stderr).
+    pub fn message(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
     /// Closes the progress bar.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
@@ -139,7 +150,7 @@ mod no_progress {
         pub(super) fn set_message(&self, _: String) {
             match *self {}
         }
-        pub(super) fn println(&self, _: String) {
+        pub(super) fn println(&self, _: impl AsRef<str>) {
             match *self {}
         }
         pub(super) fn finish_and_clear(&self) {

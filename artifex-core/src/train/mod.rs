@@ -1,90 +1,129 @@
 //! The `Trainer` (Artifex's trainer, in Rust): a user loss closure, train and eval loops,
-//! gradient clipping, learning-rate schedules, metrics logging, a NaN/inf guard, and
-//! checkpoints that resume bitwise-identically.
+//! gradient clipping, learning-rate schedules, metrics logging, a NaN/inf guard, checkpoints
+//! that resume bitwise-identically, a lock on the run directory, and clean stops on Ctrl-C.
+//!
+//! [`Trainer`] and [`AdversarialTrainer`] share one loop (steps, evaluation, logging,
+//! checkpoints, resume, stops); they differ only in what one step does.
+//!
+//! ```no_run
+//! use artifex_core::data::{DataLoader, TensorDataset};
+//! use artifex_core::optim::Adam;
+//! use artifex_core::prelude::*;
+//! use artifex_core::train::{Metrics, Trainer, TrainerConfig};
+//!
+//! let mut rngs = Rngs::new(0);
+//! let model = Linear::new(4, 1, &mut rngs)?;
+//! let optimizer = Adam::new(model.named_params(), 1e-2)?;
+//! let x = Tensor::randn(0f32, 1., (64, 4), &Device::Cpu)?;
+//! let y = x.sum_keepdim(1)?;
+//! let mut loader = DataLoader::new(TensorDataset::new(vec![x, y])?, 16)?;
+//! let loss = |m: &Linear, b: &[Tensor]| -> Result<(Tensor, Metrics)> {
+//!     let mse = artifex_core::losses::mse(&m.forward(&b[0])?, &b[1])?;
+//!     Ok((mse, Metrics::new()))
+//! };
+//! let config = TrainerConfig::new(200, "out/linear").checkpoint_every(100);
+//! let mut trainer = Trainer::new(model, optimizer, config, loss);
+//! trainer.resume(&mut loader)?; // continues a stopped run, if there is one
+//! let history = trainer.fit(&mut loader, None)?;
+//! println!("{} steps, last loss {:?}", history.steps, history.last_train().map(|m| m["loss"]));
+//! # Ok::<(), artifex_core::Error>(())
+//! ```
 
 mod adversarial;
 mod checkpoints;
+mod config;
+mod engine;
+mod history;
 mod logger;
+mod metrics;
+#[cfg(feature = "plot")]
+mod plot;
+mod run_lock;
+mod stop;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 
 pub use adversarial::AdversarialTrainer;
 pub use checkpoints::{CheckpointDir, MODEL_FILE, TRAINER_FILE};
+pub use config::TrainerConfig;
+pub use engine::{LOSS_PLOT_FILE, METRICS_FILE};
+pub use history::{History, Record, StopReason};
 pub use logger::MetricsLogger;
+pub use metrics::{scalar, LossOutput, Metrics, Scalars};
+#[cfg(feature = "plot")]
+pub use plot::{plot_metrics_file, LossCurves};
+pub use run_lock::{RunLock, LOCK_FILE};
+pub use stop::StopHandle;
 
-use crate::checkpoint::{LoadOptions, SaveOptions};
-use crate::data::{DataLoader, LoaderState};
+use crate::data::DataLoader;
 use crate::optim::{clip_grad_norm, global_norm, Optimizer};
-use crate::{Error, Module, Result, StateKind};
-
-/// Named scalar metrics of one step, as tensors (the loss closure's second return value).
-pub type Metrics = BTreeMap<String, Tensor>;
-
-/// What a loss closure returns: the scalar to minimize and metrics to log.
-pub type LossOutput = (Tensor, Metrics);
-
-/// Settings of a [`Trainer`].
-#[derive(Clone, Debug)]
-pub struct TrainerConfig {
-    /// Train until this many optimizer steps have been taken in total.
-    pub total_steps: u64,
-    /// Run the evaluation loop every N steps (and at the end) when a validation loader is given.
-    pub eval_every: Option<u64>,
-    /// Write a checkpoint every N steps (and at the end).
-    pub checkpoint_every: Option<u64>,
-    /// How many checkpoints to keep.
-    pub keep_last: usize,
-    /// Where `metrics.jsonl` and `checkpoints/` go.
-    pub out_dir: PathBuf,
-    /// Clip gradients to this global norm (the learning-rate schedule is the optimizer's).
-    pub clip_grad_norm: Option<f64>,
-    /// Without a terminal, print a plain progress line every N steps (`None`: quiet).
-    pub print_every: Option<u64>,
-    /// Model configuration JSON stored in checkpoint metadata.
-    pub model_config_json: Option<String>,
-}
-
-impl TrainerConfig {
-    /// `total_steps`, writing into `out_dir`; no eval, no checkpoints, no clipping.
-    pub fn new(total_steps: u64, out_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            total_steps,
-            eval_every: None,
-            checkpoint_every: None,
-            keep_last: 3,
-            out_dir: out_dir.into(),
-            clip_grad_norm: None,
-            print_every: None,
-            model_config_json: None,
-        }
-    }
-}
+use crate::{Module, Result};
+use engine::{Engine, StepTask};
+use metrics::{ensure_finite, host_scalars};
 
 /// Trains a model with an optimizer and a loss closure `(model, batch) -> (loss, metrics)`.
 pub struct Trainer<M, O, F> {
+    engine: Engine,
+    task: Supervised<M, O, F>,
+}
+
+/// One optimizer, one loss: the step of a [`Trainer`].
+struct Supervised<M, O, F> {
     model: M,
     optimizer: O,
     loss_fn: F,
-    config: TrainerConfig,
-    step: u64,
-    checkpoints: CheckpointDir,
+    clip_grad_norm: Option<f64>,
 }
 
-/// A finished run: the last metrics of each split and timing.
-#[derive(Clone, Debug, Default)]
-pub struct TrainSummary {
-    /// Steps taken in this call.
-    pub steps: u64,
-    /// Metrics of the last training step.
-    pub last_train: BTreeMap<String, f64>,
-    /// Metrics of the last evaluation.
-    pub last_eval: BTreeMap<String, f64>,
-    /// Wall-clock seconds of this call.
-    pub seconds: f64,
+impl<M, O, F> StepTask for Supervised<M, O, F>
+where
+    M: Module,
+    O: Optimizer,
+    F: Fn(&M, &[Tensor]) -> Result<LossOutput>,
+{
+    type Model = M;
+    const NAME: &'static str = "Trainer";
+
+    fn model(&self) -> &M {
+        &self.model
+    }
+
+    fn model_mut(&mut self) -> &mut M {
+        &mut self.model
+    }
+
+    fn train_step(&mut self, batch: &[Tensor], step: u64) -> Result<Scalars> {
+        let (loss, metrics) = (self.loss_fn)(&self.model, batch)?;
+        let mut host = host_scalars("loss", &loss, &metrics)?;
+        let mut grads = loss.backward()?;
+        let params = self.optimizer.params();
+        let norm = match self.clip_grad_norm {
+            Some(max_norm) => clip_grad_norm(&mut grads, params, max_norm)?,
+            None => global_norm(&grads, params)?,
+        };
+        host.insert("grad_norm".into(), norm);
+        ensure_finite(step, &host)?;
+        let lr = self.optimizer.learning_rate();
+        self.optimizer.step(&grads)?;
+        host.insert("lr".into(), lr);
+        Ok(host)
+    }
+
+    fn eval_batch(&self, batch: &[Tensor]) -> Result<Scalars> {
+        let (loss, metrics) = (self.loss_fn)(&self.model, batch)?;
+        host_scalars("loss", &loss, &metrics)
+    }
+
+    fn optimizer_state(&self) -> Result<Vec<(String, Tensor)>> {
+        self.optimizer.state_tensors()
+    }
+
+    fn load_optimizer_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        self.optimizer.load_state(state)
+    }
 }
 
 impl<M, O, F> Trainer<M, O, F>
@@ -95,245 +134,102 @@ where
 {
     /// A trainer at step 0.
     pub fn new(model: M, optimizer: O, config: TrainerConfig, loss_fn: F) -> Self {
-        let checkpoints = CheckpointDir::new(config.out_dir.join("checkpoints"), config.keep_last);
+        let clip_grad_norm = config.clip_grad_norm;
         Self {
-            model,
-            optimizer,
-            loss_fn,
-            config,
-            step: 0,
-            checkpoints,
+            engine: Engine::new(config),
+            task: Supervised {
+                model,
+                optimizer,
+                loss_fn,
+                clip_grad_norm,
+            },
         }
     }
 
     /// The model.
     pub fn model(&self) -> &M {
-        &self.model
+        &self.task.model
     }
 
-    /// The model, mutably.
+    /// The model, mutably (switch a submodule to eval mode to freeze its statistics, ...).
     pub fn model_mut(&mut self) -> &mut M {
-        &mut self.model
+        &mut self.task.model
     }
 
     /// Gives the model back.
     pub fn into_model(self) -> M {
-        self.model
+        self.task.model
+    }
+
+    /// The optimizer.
+    pub fn optimizer(&self) -> &O {
+        &self.task.optimizer
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainerConfig {
+        &self.engine.config
     }
 
     /// Optimizer steps taken so far.
     pub fn step(&self) -> u64 {
-        self.step
+        self.engine.step
     }
 
     /// The checkpoint folder.
     pub fn checkpoints(&self) -> &CheckpointDir {
-        &self.checkpoints
+        &self.engine.checkpoints
+    }
+
+    /// A handle that stops a running [`fit`](Self::fit) after its current step, as Ctrl-C does.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.engine.stop.clone()
     }
 
     /// One optimization step on `batch`; returns its metrics (plus `loss`, `grad_norm`, `lr`).
     ///
     /// If any metric or the gradient norm is not finite, the step is refused: no parameter,
     /// batch statistic or rng counter changes, and the error names the metric.
-    pub fn train_step(&mut self, batch: &[Tensor]) -> Result<BTreeMap<String, f64>> {
-        let snapshot = self.snapshot_state()?;
-        let outcome = self.try_step(batch);
-        if outcome.is_err() {
-            self.restore_state(&snapshot)?;
-        }
-        outcome
+    pub fn train_step(&mut self, batch: &[Tensor]) -> Result<Scalars> {
+        self.engine.guarded_step(&mut self.task, batch)
     }
 
-    fn try_step(&mut self, batch: &[Tensor]) -> Result<BTreeMap<String, f64>> {
-        let (loss, metrics) = (self.loss_fn)(&self.model, batch)?;
-        let mut host = host_metrics(&metrics)?;
-        host.insert("loss".into(), scalar(&loss)?);
-        let grads = loss.backward()?;
-        let mut grads = grads;
-        let params = self.optimizer.params();
-        let norm = match self.config.clip_grad_norm {
-            Some(max_norm) => clip_grad_norm(&mut grads, params, max_norm)?,
-            None => global_norm(&grads, params)?,
-        };
-        host.insert("grad_norm".into(), norm);
-        if let Some((name, value)) = host.iter().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::NonFinite {
-                step: self.step + 1,
-                metric: name.clone(),
-                value: *value,
-            });
-        }
-        let lr = self.optimizer.learning_rate();
-        self.optimizer.step(&grads)?;
-        host.insert("lr".into(), lr);
-        self.step += 1;
-        Ok(host)
-    }
-
-    /// Copies of every batch statistic and rng counter, to undo a refused step.
-    fn snapshot_state(&self) -> Result<Vec<(String, Tensor)>> {
-        self.model
-            .state()
-            .into_iter()
-            .filter(|(_, v)| v.kind() != StateKind::Param)
-            .map(|(p, v)| Ok((p, v.to_tensor()?.copy()?)))
-            .collect()
-    }
-
-    fn restore_state(&self, snapshot: &[(String, Tensor)]) -> Result<()> {
-        let saved: BTreeMap<&str, &Tensor> =
-            snapshot.iter().map(|(p, t)| (p.as_str(), t)).collect();
-        for (path, var) in self.model.state() {
-            if let Some(t) = saved.get(path.as_str()) {
-                var.assign(t)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Averages the loss closure's metrics over one pass of `loader` in eval mode (batches
-    /// weighted by size), then switches the model back to training mode.
-    pub fn evaluate(&mut self, loader: &mut DataLoader) -> Result<BTreeMap<String, f64>>
-    where
-        M: Sized,
-    {
-        self.model.eval();
-        let result = (|| {
-            let mut sums: BTreeMap<String, f64> = BTreeMap::new();
-            let mut count = 0usize;
-            for batch in loader.epoch_batches() {
-                let batch = batch?;
-                let n = batch
-                    .first()
-                    .map(|t| t.dims().first().copied().unwrap_or(1))
-                    .unwrap_or(1);
-                let (loss, metrics) = (self.loss_fn)(&self.model, &batch)?;
-                let mut host = host_metrics(&metrics)?;
-                host.insert("loss".into(), scalar(&loss)?);
-                for (k, v) in host {
-                    *sums.entry(k).or_default() += v * n as f64;
-                }
-                count += n;
-            }
-            Ok(sums
-                .into_iter()
-                .map(|(k, v)| (k, v / count.max(1) as f64))
-                .collect())
-        })();
-        self.model.train();
-        result
+    /// Averages the loss closure's metrics over one pass of `loader` (batches weighted by
+    /// size) with every layer in evaluation mode ([`Mode::evaluating`](crate::Mode::evaluating)):
+    /// the model's own modes, including submodules you switched by hand, are left as they are.
+    pub fn evaluate(&self, loader: &mut DataLoader) -> Result<Scalars> {
+        self.engine.evaluate(&self.task, loader)
     }
 
     /// Trains until `config.total_steps`, cycling through `train` epochs; evaluates on `val`
-    /// and writes checkpoints as configured; logs to `out_dir/metrics.jsonl`.
-    pub fn fit(
-        &mut self,
-        train: &mut DataLoader,
-        mut val: Option<&mut DataLoader>,
-    ) -> Result<TrainSummary>
-    where
-        M: Sized,
-    {
-        let cfg = self.config.clone();
-        std::fs::create_dir_all(&cfg.out_dir).map_err(|source| crate::CheckpointError::Io {
-            path: cfg.out_dir.display().to_string(),
-            source,
-        })?;
-        let mut logger = MetricsLogger::open(
-            &cfg.out_dir.join("metrics.jsonl"),
-            cfg.total_steps,
-            self.step,
-            cfg.print_every,
-        )?;
-        let started = Instant::now();
-        let first_step = self.step;
-        let mut summary = TrainSummary::default();
-        if train.batches_per_epoch() == 0 {
-            return Err(Error::config(
-                "Trainer",
-                "the training loader yields no batch (empty dataset, or drop_last with fewer examples than one batch)",
-            ));
-        }
-        self.model.train();
-        while self.step < cfg.total_steps {
-            let batch = match train.next_batch()? {
-                Some(b) => b,
-                None => continue, // epoch boundary: the loader reshuffles
-            };
-            let n = batch
-                .first()
-                .map(|t| t.dims().first().copied().unwrap_or(1))
-                .unwrap_or(1);
-            let t0 = Instant::now();
-            let metrics = self.train_step(&batch)?;
-            let rate = n as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            logger.log(self.step, "train", &metrics, Some(rate))?;
-            summary.last_train = metrics;
-            let step = self.step;
-            let due = |every: Option<u64>| {
-                every.is_some_and(|e| e > 0 && step.is_multiple_of(e)) || step == cfg.total_steps
-            };
-            if let (Some(val), true) = (val.as_deref_mut(), due(cfg.eval_every)) {
-                let metrics = self.evaluate(val)?;
-                logger.log(self.step, "eval", &metrics, None)?;
-                summary.last_eval = metrics;
-            }
-            if cfg.checkpoint_every.is_some() && due(cfg.checkpoint_every) {
-                self.save_checkpoint(train)?;
-            }
-        }
-        logger.finish();
-        summary.steps = self.step - first_step;
-        summary.seconds = started.elapsed().as_secs_f64();
-        Ok(summary)
+    /// and writes checkpoints as configured; logs to `out_dir/metrics.jsonl` (and redraws
+    /// `out_dir/loss.png`). Returns the history of this call: every step's and evaluation's
+    /// metrics and why it stopped.
+    ///
+    /// - The model trains in the modes it is in: a new model is in training mode; a submodule
+    ///   you switched to `eval()` stays so (its batch statistics stay frozen). Call
+    ///   `model_mut().train()` after sampling in eval mode.
+    /// - A fresh run (step 0) refuses an `out_dir` holding another run's log or checkpoints
+    ///   unless `config.overwrite`; after [`resume`](Self::resume) the log is appended to.
+    /// - The checkpoint folder is locked for the trainer's lifetime: a second process
+    ///   training into it gets [`TrainError::DirectoryInUse`](crate::TrainError::DirectoryInUse)
+    ///   naming the holder.
+    /// - On SIGINT/SIGTERM (`config.handle_signals`) or a [`StopHandle`] request, the step in
+    ///   progress finishes, a checkpoint is written, and the history says
+    ///   [`StopReason::Signal`] / [`StopReason::Requested`]; resuming from that checkpoint
+    ///   continues bitwise as an uninterrupted run would.
+    pub fn fit(&mut self, train: &mut DataLoader, val: Option<&mut DataLoader>) -> Result<History> {
+        self.engine.fit(&mut self.task, train, val)
     }
 
     /// Writes `checkpoints/step-N/` with the model, optimizer, step and data-order state.
-    pub fn save_checkpoint(&self, train: &DataLoader) -> Result<PathBuf>
-    where
-        M: Sized,
-    {
-        let mut state = self.optimizer.state_tensors()?;
-        state.extend(train.state().to_tensors("data.")?);
-        state.push((
-            "trainer.step".into(),
-            Tensor::new(self.step as i64, &Device::Cpu)?,
-        ));
-        let options = SaveOptions {
-            config_json: self.config.model_config_json.clone(),
-            ..SaveOptions::default()
-        };
-        self.checkpoints
-            .save(self.step, &self.model, &options, state)
+    pub fn save_checkpoint(&self, train: &DataLoader) -> Result<PathBuf> {
+        self.engine.save_checkpoint(&self.task, train)
     }
 
     /// Restores the newest checkpoint of `out_dir/checkpoints` (model, optimizer, step, data
     /// order); returns the step resumed from, or `None` when there is none.
-    pub fn resume(&mut self, train: &mut DataLoader) -> Result<Option<u64>>
-    where
-        M: Sized,
-    {
-        let Some((step, dir)) = self.checkpoints.latest()? else {
-            return Ok(None);
-        };
-        let state = CheckpointDir::load_trainer_state(&dir)?;
-        let _ = self
-            .model
-            .load_safetensors_with(dir.join(MODEL_FILE), &LoadOptions::strict())?;
-        self.optimizer.load_state(&state)?;
-        train.restore(&LoaderState::from_tensors(&state, "data.")?)?;
-        self.step = step;
-        Ok(Some(step))
+    pub fn resume(&mut self, train: &mut DataLoader) -> Result<Option<u64>> {
+        self.engine.resume(&mut self.task, train)
     }
-}
-
-fn scalar(t: &Tensor) -> Result<f64> {
-    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
-}
-
-fn host_metrics(metrics: &Metrics) -> Result<BTreeMap<String, f64>> {
-    metrics
-        .iter()
-        .map(|(k, v)| Ok((k.clone(), scalar(v)?)))
-        .collect()
 }
