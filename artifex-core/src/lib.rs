@@ -107,6 +107,7 @@
 //! | `image` | `image_grid` (PNG grids) | `image` (PNG codec only) |
 //! | `progress` | the `Trainer`'s progress bar on a terminal (plain lines without it) | `indicatif` |
 //! | `torch` | `checkpoint::Adapter` for PyTorch `state_dict` files | `regex` |
+//! | `plot` | `loss.png` of the trainers (`train::LossCurves`) | `plotters`, `dejavu`, `image` |
 //! | `cuda`, `metal` (off) | candle's GPU backends | candle's |
 
 #![warn(missing_docs)]
