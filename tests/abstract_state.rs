@@ -249,7 +249,7 @@ fn from_checkpoint_timing() {
     let before = |p: &Path| -> Result<CustomVAE> {
         let config: <CustomVAE as Configurable>::Config = artifex_core::read_config(p)?;
         let mut model = CustomVAE::from_config(config, &mut Rngs::new(0))?;
-        model.load_safetensors(p)?;
+        let _ = model.load_safetensors(p)?; // strict: fails on any problem
         Ok(model)
     };
     let main_job = (vec![512, 256, 128], vec![128, 256, 512]);

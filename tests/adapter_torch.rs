@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use artifex_core::checkpoint::{Adapter, Layout, LoadOptions};
 use artifex_core::prelude::*;
+use artifex_core::CheckpointError;
 use common::fixture::assert_close;
 use common::Mlp;
 
@@ -108,7 +109,18 @@ fn without_the_adapter_the_report_says_what_is_wrong() -> Result<()> {
     let renamed = Adapter::new()
         .rename_regex(r"^net\.0\.weight$", "fc1.kernel")?
         .apply_file(fixture("torch_mlp.safetensors"))?;
-    let report = model.load_tensors(&renamed.tensors, &LoadOptions::lenient())?;
+    // Nothing else matches, so even a lenient load refuses it and shows the mismatch.
+    let err = model
+        .load_tensors(&renamed.tensors, &LoadOptions::lenient())
+        .unwrap_err();
+    let Error::Checkpoint(CheckpointError::NothingLoaded { report, .. }) = &err else {
+        panic!("expected NothingLoaded, got {err}");
+    };
+    assert!(
+        err.to_string()
+            .contains("shape mismatch: fc1.kernel: model [6, 10], file [10, 6]"),
+        "{err}"
+    );
     let m = &report.shape_mismatches[0];
     assert_eq!(
         (

@@ -54,9 +54,9 @@ fn file_bytes_and_map_loads_agree() -> Result<()> {
     assert_eq!(bytes, std::fs::read(&path).expect("read"));
 
     let mut a = Mlp::new(6, 10, 3, &mut Rngs::new(2))?;
-    a.load_safetensors(&path)?;
+    assert!(a.load_safetensors(&path)?.is_clean());
     let b = Mlp::new(6, 10, 3, &mut Rngs::new(3))?;
-    checkpoint::load_bytes(&b, &bytes, &LoadOptions::strict())?;
+    assert!(checkpoint::load_bytes(&b, &bytes, &LoadOptions::strict())?.is_clean());
     let mut c = Mlp::new(6, 10, 3, &mut Rngs::new(4))?;
     let map = candle_core::safetensors::load(&path, &Device::Cpu)?;
     let report = c.load_tensors(&map, &LoadOptions::strict())?;
@@ -160,12 +160,14 @@ fn large_entries_are_copied_in_chunks_into_the_variables() -> Result<()> {
     );
     candle_core::safetensors::save(&map, &path)?;
     let mut target = Linear::new(1500, 2000, &mut Rngs::new(10))?;
-    target.load_safetensors_with(&path, &LoadOptions::strict().with_dtype_conversion())?;
+    let report =
+        target.load_safetensors_with(&path, &LoadOptions::strict().with_dtype_conversion())?;
+    assert_eq!(report.converted.len(), 2, "{report}");
     assert_eq!(f32s(&target.kernel), f32s(&big.kernel));
     // Same dtype, same path.
     big.save_safetensors(&path)?;
     let mut again = Linear::new(1500, 2000, &mut Rngs::new(11))?;
-    again.load_safetensors(&path)?;
+    assert!(again.load_safetensors(&path)?.converted.is_empty());
     assert_eq!(state_bytes(&again), state_bytes(&big));
     Ok(())
 }

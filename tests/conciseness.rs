@@ -97,7 +97,13 @@ const PORTS: &[(&str, &str, &[&str])] = &[
     (
         "CustomGenerator",
         "artifex-models/src/gan.rs",
-        &["struct CustomGenerator", "impl CustomGenerator"],
+        &[
+            "struct CustomGenerator",
+            "impl CustomGenerator",
+            "enum GeneratorLayer",
+            "fn generator_layers",
+            "impl Module for GeneratorLayer",
+        ],
     ),
     (
         "CustomDiscriminator",

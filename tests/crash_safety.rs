@@ -118,7 +118,9 @@ fn sigkill_during_saves_never_loses_the_last_checkpoint() -> Result<()> {
         };
         if dir.join("model.safetensors").exists() {
             let mut fresh = model_for(u64::MAX / 2)?;
-            fresh.load_safetensors(dir.join("model.safetensors"))?;
+            assert!(fresh
+                .load_safetensors(dir.join("model.safetensors"))?
+                .is_clean());
             let got = state_bytes(&fresh);
             let which = candidates.iter().copied().find(|&c| {
                 model_for(c)
@@ -134,7 +136,9 @@ fn sigkill_during_saves_never_loses_the_last_checkpoint() -> Result<()> {
         // Every listed trainer checkpoint is complete and loads bitwise-equal to its step.
         for (step, step_dir) in ckpts.list()? {
             let mut fresh = model_for(u64::MAX / 2)?;
-            fresh.load_safetensors(step_dir.join("model.safetensors"))?;
+            assert!(fresh
+                .load_safetensors(step_dir.join("model.safetensors"))?
+                .is_clean());
             assert_eq!(
                 state_bytes(&fresh),
                 state_bytes(&model_for(step)?),
@@ -200,7 +204,7 @@ fn a_stale_temp_file_is_ignored_by_loads_and_removed_by_the_next_save() -> Resul
     writer.lock().expect("lock");
 
     let mut fresh = model_for(2)?;
-    fresh.load_safetensors(&path)?;
+    assert!(fresh.load_safetensors(&path)?.is_clean());
     assert_eq!(state_bytes(&fresh), state_bytes(&model));
     model_for(3)?.save_safetensors(&path)?;
     assert!(!stale.exists(), "abandoned temp removed");

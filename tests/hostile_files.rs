@@ -429,6 +429,7 @@ fn check_error(err: &Error) -> std::result::Result<&'static str, String> {
     match err {
         Error::Checkpoint(CheckpointError::Corrupt { .. }) => Ok("corrupt"),
         Error::Checkpoint(CheckpointError::Incompatible { .. }) => Ok("incompatible"),
+        Error::Checkpoint(CheckpointError::NothingLoaded { .. }) => Ok("nothing loaded"),
         Error::Checkpoint(CheckpointError::Entry { .. }) => Ok("entry"),
         Error::Checkpoint(CheckpointError::Io { .. }) => Ok("io"),
         other => Err(format!("untyped error: {other:?}")),

@@ -154,7 +154,9 @@ fn a_non_finite_step_is_refused_and_leaves_model_and_checkpoint_intact() -> Resu
     assert_eq!(trainer.step(), 50);
 
     let mut reloaded = Mlp::new(8, 32, 2, &mut Rngs::new(9))?;
-    reloaded.load_safetensors(checkpoint.join("model.safetensors"))?;
+    assert!(reloaded
+        .load_safetensors(checkpoint.join("model.safetensors"))?
+        .is_clean());
     assert_eq!(
         state_bytes(&reloaded),
         before,

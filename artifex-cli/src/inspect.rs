@@ -157,13 +157,34 @@ pub fn print_diff(
         file.display(),
         model_file.display()
     )?;
-    write!(out, "{report}")?;
+    // Nothing is loaded here: say "would load", then the problems and conversions.
+    writeln!(
+        out,
+        "  would load: {} of {} model entries",
+        report.loaded.len(),
+        report.model_entries()
+    )?;
+    write!(out, "{}", report.problems())?;
+    for m in &report.converted {
+        writeln!(
+            out,
+            "  converted: {}: file {} -> model {}",
+            m.path,
+            m.found_dtype,
+            m.expected_dtype.as_str()
+        )?;
+    }
     let problems = report.missing.len()
         + report.unexpected.len()
         + report.shape_mismatches.len()
         + report.dtype_mismatches.len();
     if problems == 0 {
         writeln!(out, "a strict load would succeed")
+    } else if report.loaded.is_empty() {
+        writeln!(
+            out,
+            "a strict load would fail: {problems} problems; a lenient one too: it matches no entry"
+        )
     } else {
         writeln!(out, "a strict load would fail: {problems} problems")
     }

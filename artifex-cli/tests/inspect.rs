@@ -108,7 +108,8 @@ fn diff_reports_what_a_load_would_report() {
     ]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("loaded: 8 entries") && out.contains("a strict load would succeed"),
+        out.contains("would load: 8 of 8 model entries")
+            && out.contains("a strict load would succeed"),
         "{out}"
     );
 

@@ -63,7 +63,8 @@ pub trait Configurable: Module + Sized {
         let mut rngs = Rngs::new(0).with_construction(Construction::Zeroed);
         let mut module = Self::from_config(config, &mut rngs)?;
         module.bind_paths(&mut StatePath::root());
-        file.load_into(&module, &LoadOptions::strict())?;
+        // Strict: any problem is an error, so the report has nothing more to say.
+        let _ = file.load_into(&module, &LoadOptions::strict())?;
         Ok(module)
     }
 }

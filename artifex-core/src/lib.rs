@@ -53,6 +53,62 @@
 //!
 //! `#[derive(Module)]` alone gives the state tree for structs with hand-written constructors:
 //! every field not marked `#[config]` must implement [`Module`].
+//!
+//! ## Noise from a module's own stream
+//!
+//! A `#[rng(stream = "sample")]` field is the module's own [`RngStream`], forked at
+//! construction from that stream of the [`Rngs`] (or from `default`). Draw from it at call
+//! time with `self.rngs.next_key()` and a method of [`RngKey`] (`normal`, `uniform`,
+//! `bernoulli`): every call takes a new key and advances the stream's counter. Key and counter
+//! are state (`rngs.key`, `rngs.count`), so checkpoints save them and a reloaded model draws
+//! the noise the original would have drawn next.
+//!
+//! ```
+//! use artifex_core::prelude::*;
+//!
+//! #[module]
+//! pub struct NoisyLinear {
+//!     #[init(Linear::new(din, dout, rngs)?)]
+//!     linear: Linear,
+//!     #[rng(stream = "sample")]
+//!     rngs: RngStream,
+//!     #[config] din: usize,
+//!     #[config] dout: usize,
+//!     #[config(default = 0.1)] sigma: f64,
+//! }
+//!
+//! impl NoisyLinear {
+//!     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+//!         let y = self.linear.forward(x)?;
+//!         let noise = self.rngs.next_key().normal(y.dims(), y.dtype(), y.device())?;
+//!         Ok((y + (noise * self.sigma)?)?)
+//!     }
+//! }
+//!
+//! let layer = NoisyLinear::new(4, 3, &mut Rngs::new(0))?;
+//! let x = Tensor::ones((2, 4), DType::F32, &Device::Cpu)?;
+//! let first = layer.forward(&x)?.to_vec2::<f32>()?;
+//! assert_ne!(first, layer.forward(&x)?.to_vec2::<f32>()?, "a new key per call");
+//! assert_eq!(layer.rngs.count(), 2);
+//! // The same seed gives the same parameters and the same noise.
+//! let twin = NoisyLinear::new(4, 3, &mut Rngs::new(0))?;
+//! assert_eq!(twin.forward(&x)?.to_vec2::<f32>()?, first);
+//! # Ok::<(), artifex_core::Error>(())
+//! ```
+//!
+//! ## Cargo features
+//!
+//! All on by default; with `default-features = false` the crate is the layers-only core
+//! (state tree, layers, losses, optimizers, `Trainer`, checkpoints, `DataLoader`):
+//!
+//! | feature | gives | pulls in |
+//! | --- | --- | --- |
+//! | `mnist` | `data::Mnist`, the IDX reader (`data::idx`) | `flate2` |
+//! | `image` | `image_grid` (PNG grids) | `image` (PNG codec only) |
+//! | `progress` | the `Trainer`'s progress bar on a terminal (plain lines without it) | `indicatif` |
+//! | `torch` | `checkpoint::Adapter` for PyTorch `state_dict` files | `regex` |
+//! | `plot` | `loss.png` of the trainers (`train::LossCurves`) | `plotters`, `dejavu`, `image` |
+//! | `cuda`, `metal` (off) | candle's GPU backends | candle's |
 
 #![warn(missing_docs)]
 
@@ -70,6 +126,7 @@ mod error;
 mod error_chain;
 pub mod fast_paths;
 mod generative;
+#[cfg(feature = "image")]
 pub mod image_grid;
 pub mod init;
 mod kernels;

@@ -158,7 +158,9 @@ pub trait Module {
         self.load_safetensors_with(path, &LoadOptions::strict())
     }
 
-    /// Loads with options; in non-strict mode loads what matches and returns the report.
+    /// Loads with options; in non-strict mode loads what matches and returns the report, whose
+    /// first line says `PARTIAL LOAD` when anything was left out (a lenient load that matches
+    /// no entry at all fails with [`CheckpointError::NothingLoaded`](crate::CheckpointError::NothingLoaded)).
     fn load_safetensors_with(
         &mut self,
         path: impl AsRef<Path>,

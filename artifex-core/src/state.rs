@@ -8,7 +8,7 @@ use candle_core::{DType, Device, Shape, Tensor, Var};
 
 use crate::construction::Construction;
 use crate::rng::RngStream;
-use crate::{Result, StatePath};
+use crate::{Error, Result, StatePath};
 
 /// A trainable parameter (NNX `nnx.Param`): handed to optimizers, saved in checkpoints.
 ///
@@ -287,7 +287,13 @@ impl StateRef<'_> {
             StateRef::Param(p) => p.value().detach(),
             StateRef::BatchStat(b) => b.value(),
             StateRef::RngKey(s) => Tensor::new(&s.key().to_words()[..], &Device::Cpu)?,
-            StateRef::RngCount(s) => Tensor::new(s.count() as i64, &Device::Cpu)?,
+            StateRef::RngCount(s) => {
+                let count = i64::try_from(s.count()).map_err(|_| Error::Input {
+                    module: "RngStream".into(),
+                    message: format!("rng counter {} does not fit the I64 entry", s.count()),
+                })?;
+                Tensor::new(count, &Device::Cpu)?
+            }
         })
     }
 
@@ -308,8 +314,15 @@ impl StateRef<'_> {
                 Ok(())
             }
             StateRef::RngCount(s) => {
-                let count: i64 = value.to_scalar()?;
-                s.set_count(count as u64);
+                let stored: i64 = value.to_scalar()?;
+                // Counters only grow from 0; a negative one was not written by a save.
+                let count = u64::try_from(stored).map_err(|_| Error::Input {
+                    module: "RngStream".into(),
+                    message: format!(
+                        "stored rng counter {stored} is negative: the checkpoint is corrupt"
+                    ),
+                })?;
+                s.set_count(count);
                 Ok(())
             }
         }
@@ -321,3 +334,28 @@ pub type NamedState<'a> = (String, StateRef<'a>);
 
 /// The callback a [`Module::visit_state`](crate::Module::visit_state) hands each variable to.
 pub type StateVisitor<'v, 'a> = dyn FnMut(&StatePath, StateRef<'a>) + 'v;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RngKey;
+
+    #[test]
+    fn a_negative_stored_rng_counter_is_refused_as_corrupt() {
+        let stream = RngStream::with_count(RngKey::from_seed(0), 7);
+        let target = StateRef::RngCount(&stream);
+        let err = target
+            .assign(&Tensor::new(-3i64, &Device::Cpu).unwrap())
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("stored rng counter -3 is negative"),
+            "{err}"
+        );
+        assert_eq!(stream.count(), 7, "the counter is left as it was");
+        target
+            .assign(&Tensor::new(12i64, &Device::Cpu).unwrap())
+            .unwrap();
+        assert_eq!(stream.count(), 12);
+    }
+}

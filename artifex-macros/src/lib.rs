@@ -22,7 +22,10 @@ pub fn derive_module(input: TokenStream) -> TokenStream {
 }
 
 /// Declares a layer: derives `Module` and generates its builder and `new` constructor from
-/// field attributes (see the `artifex_core` docs).
+/// field attributes (see the `artifex_core` docs). A `#[rng(stream = "name")]` field is the
+/// module's own `RngStream`; draw call-time noise from it with
+/// `self.rngs.next_key().normal(shape, dtype, device)` (example in the `artifex_core` crate
+/// docs, "Noise from a module's own stream").
 #[proc_macro_attribute]
 pub fn module(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = proc_macro2::TokenStream::from(args);

@@ -3,6 +3,7 @@ use artifex_core::layers::{MultiHeadAttention, RegularizedLinear};
 use artifex_core::losses::{discriminator_loss, generator_loss, GanLoss};
 use artifex_core::prelude::*;
 use artifex_core::train::Metrics;
+use artifex_core::{StatePath, StateVisitor};
 
 /// The seed's `CustomGenerator`: `[Linear, BatchNorm]` per width (ReLU after each Linear),
 /// self-attention (sequence length 1) in the middle, a tanh output reshaped to `output_shape`.
@@ -13,9 +14,10 @@ use artifex_core::train::Metrics;
 #[module(serde)]
 #[check(!hidden_dims.is_empty(), "hidden_dims needs at least one width")]
 pub struct CustomGenerator {
-    /// `[Linear, BatchNorm, Linear, BatchNorm, ...]`.
-    #[init(crate::dense_stack(latent_dim, &hidden_dims, true, rngs)?)]
-    pub layers: Vec<BoxedLayer>,
+    /// `[Dense(Linear), Norm(BatchNorm), Dense, Norm, ...]` (paths `layers.0.kernel`,
+    /// `layers.1.mean`, as NNX's list).
+    #[init(generator_layers(latent_dim, &hidden_dims, rngs)?)]
+    pub layers: Vec<GeneratorLayer>,
     /// Present with `use_attention` and at least three widths (as in the seed).
     #[init(if use_attention && hidden_dims.len() >= 3 { Some(MultiHeadAttention::new(hidden_dims[hidden_dims.len() / 2], 4, rngs)?) } else { None })]
     pub attention: Option<MultiHeadAttention>,
@@ -41,10 +43,10 @@ impl CustomGenerator {
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
         let mut x = z.clone();
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(&x)?;
-            if i % 2 == 0 {
-                x = x.relu()?;
-            }
+            x = match layer {
+                GeneratorLayer::Dense(linear) => linear.forward(&x)?.relu()?,
+                GeneratorLayer::Norm(norm) => norm.forward(&x)?,
+            };
             if let (Some(attention), true) = (&self.attention, i == self.layers.len() / 2) {
                 x = attention.forward(&x.unsqueeze(1)?, None)?.squeeze(1)?;
             }
@@ -52,6 +54,51 @@ impl CustomGenerator {
         let mut shape = vec![z.dim(0)?];
         shape.extend(&self.output_shape);
         Ok(self.output_layer.forward(&x)?.tanh()?.reshape(shape)?)
+    }
+}
+
+/// An item of [`CustomGenerator::layers`]: its type, not its position in the list, says
+/// whether a ReLU follows (the seed tests `isinstance(layer, nnx.Linear)`). It adds no path
+/// segment, so the list keeps NNX's paths (`layers.0.kernel`, `layers.1.mean`).
+pub enum GeneratorLayer {
+    /// A Linear, followed by ReLU.
+    Dense(Linear),
+    /// A BatchNorm, with no activation after it.
+    Norm(BatchNorm),
+}
+
+/// `[Dense, Norm]` per width, drawn in the order of the seed's `[Linear, BatchNorm, ...]`.
+fn generator_layers(din: usize, dims: &[usize], rngs: &mut Rngs) -> Result<Vec<GeneratorLayer>> {
+    let mut layers = Vec::new();
+    for (i, &d) in dims.iter().enumerate() {
+        let input = if i == 0 { din } else { dims[i - 1] };
+        layers.push(GeneratorLayer::Dense(Linear::new(input, d, rngs)?));
+        layers.push(GeneratorLayer::Norm(BatchNorm::new(d, rngs)?));
+    }
+    Ok(layers)
+}
+
+/// Transparent: each item's state sits at its own index, as NNX names list items.
+impl Module for GeneratorLayer {
+    fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
+        match self {
+            GeneratorLayer::Dense(linear) => linear.visit_state(path, visitor),
+            GeneratorLayer::Norm(norm) => norm.visit_state(path, visitor),
+        }
+    }
+
+    fn set_training(&mut self, training: bool) {
+        match self {
+            GeneratorLayer::Dense(linear) => linear.set_training(training),
+            GeneratorLayer::Norm(norm) => norm.set_training(training),
+        }
+    }
+
+    fn bind_paths(&mut self, path: &mut StatePath) {
+        match self {
+            GeneratorLayer::Dense(linear) => linear.bind_paths(path),
+            GeneratorLayer::Norm(norm) => norm.bind_paths(path),
+        }
     }
 }
 
@@ -213,5 +260,45 @@ impl GenerativeModel for Gan {
                 .sample()?
                 .normal(&[n, self.latent_dim], DType::F32, device)?,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `x @ kernel + bias` of the Linear at `prefix`, from the state tree.
+    fn dense(g: &CustomGenerator, prefix: &str, x: &Tensor) -> Result<Tensor> {
+        let params: std::collections::BTreeMap<String, Param> =
+            g.named_params().into_iter().collect();
+        let (k, b) = (
+            &params[&format!("{prefix}.kernel")],
+            &params[&format!("{prefix}.bias")],
+        );
+        Ok(x.matmul(k)?.broadcast_add(b)?)
+    }
+
+    #[test]
+    fn relu_follows_every_linear_whatever_its_position() -> Result<()> {
+        let mut g = CustomGenerator::builder(6, vec![2, 2], vec![8, 12])
+            .use_attention(false)
+            .build(&mut Rngs::new(0))?;
+        // Without the first BatchNorm: [Linear 6->8, Linear 8->12, BatchNorm 12].
+        g.layers.remove(1);
+        let z = Tensor::arange(0f32, 24.0, &Device::Cpu)?
+            .reshape((4, 6))?
+            .affine(0.3, -3.5)?;
+        let h = dense(&g, "layers.0", &z)?.relu()?;
+        let h = dense(&g, "layers.1", &h)?.relu()?;
+        // A fresh BatchNorm in training mode: batch statistics (biased variance), eps 1e-5,
+        // scale 1, bias 0; no ReLU after it.
+        let centered = h.broadcast_sub(&h.mean_keepdim(0)?)?;
+        let var = centered.sqr()?.mean_keepdim(0)?;
+        let h = centered.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
+        let want = dense(&g, "output_layer", &h)?.tanh()?.reshape((4, 2, 2))?;
+        let got = g.forward(&z)?;
+        let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "generator output differs by {diff}");
+        Ok(())
     }
 }

@@ -41,7 +41,7 @@ pub use custom_linear::{CustomLinear, CustomLinearBuilder};
 pub use dense_block::{DenseBlock, DenseBlockBuilder, DenseLayer};
 pub use gan::{
     CustomDiscriminator, CustomDiscriminatorBuilder, CustomGenerator, CustomGeneratorBuilder, Gan,
-    GanBuilder,
+    GanBuilder, GeneratorLayer,
 };
 pub use integration::{GenerativeConfig, MyCustomGenerativeModel, MyCustomGenerativeModelBuilder};
 pub use registry::{abstract_state_from_json, MODEL_TYPES};

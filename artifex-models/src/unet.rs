@@ -66,10 +66,12 @@ impl UNetDecoder {
         for (i, (conv, bn)) in self.up_blocks.iter().enumerate() {
             x = bn.forward(&conv.forward(&x)?)?.relu()?;
             if let Some(skip) = skips.iter().rev().nth(i) {
-                if skip.dims()[..3] != x.dims()[..3] {
+                // Same rank and the same batch, height and width; any channels.
+                let lead = x.dims().get(..3).unwrap_or(x.dims());
+                if skip.rank() != x.rank() || skip.dims().get(..3) != Some(lead) {
                     return Err(Error::Shape {
                         module: format!("UNetDecoder.up_blocks.{i}"),
-                        expected: format!("a skip connection of shape {:?} + [*]", &x.dims()[..3]),
+                        expected: format!("a skip connection of shape {lead:?} + [*]"),
                         got: skip.dims().to_vec(),
                     });
                 }
@@ -77,5 +79,30 @@ impl UNetDecoder {
             }
         }
         Ok(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skip_of_low_rank_is_a_shape_error_not_a_panic() -> Result<()> {
+        let decoder = UNetDecoder::new(vec![8, 4, 2], vec![2, 4], &mut Rngs::new(0))?;
+        let x = Tensor::ones((1, 2, 2, 8), DType::F32, &Device::Cpu)?;
+        for skip in [
+            Tensor::ones((4, 4), DType::F32, &Device::Cpu)?,
+            Tensor::ones(4, DType::F32, &Device::Cpu)?,
+        ] {
+            let err = decoder
+                .forward(&x, std::slice::from_ref(&skip))
+                .unwrap_err();
+            let Error::Shape { module, got, .. } = &err else {
+                panic!("expected a shape error, got {err}");
+            };
+            assert_eq!(module, "UNetDecoder.up_blocks.0");
+            assert_eq!(got, skip.dims());
+        }
+        Ok(())
     }
 }

@@ -85,7 +85,7 @@ fn from_checkpoint<M: Configurable>(path: &Path) -> Result<()> {
 fn load_by_building<M: Configurable>(path: &Path) -> Result<StateBits> {
     let config: M::Config = read_config(path)?;
     let mut model = M::from_config(config, &mut Rngs::new(0))?;
-    model.load_safetensors(path)?;
+    assert!(model.load_safetensors(path)?.is_clean());
     Ok(state_bits(&model))
 }
 

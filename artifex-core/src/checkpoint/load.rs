@@ -24,7 +24,8 @@ impl<'a> Values<'a> {
 
 /// Loads the entries `file` (values from `values(i)`) into `module`. Nothing is written unless
 /// the plan allows it: in strict mode every problem is reported at once and the model is left
-/// unchanged. `release(bytes)` is called with each part of raw file bytes once copied.
+/// unchanged; a lenient load that would load no entry at all is an error too
+/// ([`CheckpointError::NothingLoaded`]). `release(bytes)` is called with each part of raw file bytes once copied.
 pub(crate) fn load_entries<'v, M: Module>(
     module: &M,
     name: &str,
@@ -43,6 +44,9 @@ pub(crate) fn load_entries<'v, M: Module>(
         }
         .into());
     }
+    if plan.report.loaded.is_empty() && plan.report.model_entries() > 0 {
+        return Err(nothing_loaded(name, &model, file, options, plan.report));
+    }
     for &(mi, fi) in &plan.matched {
         let (key, var) = &state[mi];
         let entry_err = |reason: String| CheckpointError::Entry {
@@ -54,6 +58,47 @@ pub(crate) fn load_entries<'v, M: Module>(
         super::copy::write(var, value, &mut release).map_err(|e| entry_err(e.to_string()))?;
     }
     Ok(plan.report)
+}
+
+/// The error of a load that matched nothing, with the first path segments of both sides.
+fn nothing_loaded(
+    name: &str,
+    model: &[EntrySpec],
+    file: &[EntrySpec],
+    options: &LoadOptions,
+    report: LoadReport,
+) -> crate::Error {
+    let prefix = options.prefix.as_deref().unwrap_or("");
+    let under: Vec<&str> = file
+        .iter()
+        .filter_map(|e| e.path.strip_prefix(prefix))
+        .collect();
+    let file_roots = if under.is_empty() {
+        roots(file.iter().map(|e| e.path.as_str()))
+    } else {
+        roots(under.iter().copied())
+    };
+    CheckpointError::NothingLoaded {
+        path: name.to_string(),
+        prefix: options.prefix.clone(),
+        file_entries: under.len(),
+        file_roots,
+        model_roots: roots(model.iter().map(|e| e.path.as_str())),
+        report: Box::new(report),
+    }
+    .into()
+}
+
+/// The distinct first segments (`encoder` of `encoder.0.kernel`) of `paths`, in order.
+fn roots<'p>(paths: impl Iterator<Item = &'p str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for path in paths {
+        let root = path.split('.').next().unwrap_or(path);
+        if !out.iter().any(|r| r == root) {
+            out.push(root.to_string());
+        }
+    }
+    out
 }
 
 /// Loads a safetensors file held in memory (e.g. downloaded or `include_bytes!`) into

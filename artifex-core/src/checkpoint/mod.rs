@@ -5,6 +5,7 @@
 //! The header's `__metadata__` carries `format`, `format_version`, `crate_version`,
 //! `type_name` and, when given, `config` (JSON).
 
+#[cfg(feature = "torch")]
 mod adapter;
 mod atomic;
 mod copy;
@@ -21,6 +22,7 @@ use std::path::Path;
 
 use candle_core::Tensor;
 
+#[cfg(feature = "torch")]
 pub use adapter::{Adapted, AdaptedEntry, Adapter, Layout};
 pub(crate) use atomic::is_temp_of;
 pub use atomic::{write_atomically, write_atomically_with};
@@ -28,7 +30,7 @@ pub use file::CheckpointFile;
 pub use load::{load_bytes, load_map};
 pub use options::{DtypePolicy, LoadOptions, SaveOptions};
 pub use plan::{compare, guess_kind, model_specs, EntrySpec};
-pub use report::{LoadReport, Mismatch, Unexpected};
+pub use report::{LoadReport, Mismatch, Problems, Unexpected};
 /// The dtype names of safetensors files (`F32`, `BF16`, `I64`, ...), as [`EntrySpec`] uses them.
 pub use safetensors::Dtype;
 

@@ -101,7 +101,15 @@ impl LoadOptions {
         }
     }
 
-    /// Load the matching entries, report the others.
+    /// Load the matching entries, report the others: for loading part of a model (one
+    /// pretrained submodule, with [`with_prefix`](Self::with_prefix) to pick it from a larger
+    /// file). The returned [`LoadReport`](super::LoadReport) is `#[must_use]`; its first line
+    /// says `PARTIAL LOAD` with the counts and names every submodule left entirely unloaded
+    /// ([`unloaded_submodules`](super::LoadReport::unloaded_submodules)). A lenient load that
+    /// matches no entry at all fails with
+    /// [`CheckpointError::NothingLoaded`](crate::CheckpointError::NothingLoaded) (unexpected
+    /// keys with "did you mean", the first segments of the model's and the file's keys) and
+    /// changes nothing.
     pub fn lenient() -> Self {
         Self {
             strict: false,
@@ -115,6 +123,12 @@ impl LoadOptions {
             rng_state_optional: true,
             ..Self::strict()
         }
+    }
+
+    /// Treats absent rng keys/counters as fine ([`rng_state_optional`](Self::rng_state_optional)).
+    pub fn with_optional_rng_state(mut self) -> Self {
+        self.rng_state_optional = true;
+        self
     }
 
     /// Reads only the entries under `prefix`.

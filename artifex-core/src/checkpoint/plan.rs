@@ -95,11 +95,16 @@ pub(crate) fn plan(model: &[EntrySpec], file: &[EntrySpec], options: &LoadOption
         .collect();
     let mut report = LoadReport::default();
     let mut matched = Vec::new();
+    // Model entries the load should fill (optional rng state left out), and whether it did.
+    let mut expected: Vec<(&str, bool)> = Vec::new();
+    let mut missing_specs: Vec<&EntrySpec> = Vec::new();
     for (mi, want) in model.iter().enumerate() {
         let Some(&fi) = by_key.get(want.path.as_str()) else {
             let is_rng = matches!(want.kind, StateKind::RngKey | StateKind::RngCount);
             if !(is_rng && options.rng_state_optional) {
                 report.missing.push(want.path.clone());
+                missing_specs.push(want);
+                expected.push((&want.path, false));
             }
             continue;
         };
@@ -117,6 +122,8 @@ pub(crate) fn plan(model: &[EntrySpec], file: &[EntrySpec], options: &LoadOption
             (Ok(f), Ok(m)) => options.dtype.accepts(f, m),
             _ => found.dtype == want.dtype,
         };
+        let loads = accepted && found.shape == want.shape;
+        expected.push((&want.path, loads));
         if !accepted {
             report.dtype_mismatches.push(mismatch());
         } else if found.shape != want.shape {
@@ -130,28 +137,156 @@ pub(crate) fn plan(model: &[EntrySpec], file: &[EntrySpec], options: &LoadOption
         }
     }
     let model_keys: BTreeSet<&str> = model.iter().map(|e| e.path.as_str()).collect();
-    for key in by_key.keys() {
-        if !model_keys.contains(key) {
-            report.unexpected.push(Unexpected {
-                path: key.to_string(),
-                suggestion: closest(key, &model_keys, &report.missing),
-            });
-        }
+    let unexpected: Vec<(&str, &EntrySpec)> = by_key
+        .iter()
+        .filter(|(key, _)| !model_keys.contains(*key))
+        .map(|(key, &fi)| (*key, &file[fi]))
+        .collect();
+    let missing_shapes: BTreeMap<&str, &[usize]> = missing_specs
+        .iter()
+        .map(|m| (m.path.as_str(), m.shape.as_slice()))
+        .collect();
+    let renamed = renamed_parents(&unexpected, model, &missing_shapes);
+    for &(key, found) in &unexpected {
+        let by_parent = renamed
+            .get(parent(key))
+            .map(|to| join(to, leaf(key)))
+            .filter(|c| missing_shapes.contains_key(c.as_str()));
+        report.unexpected.push(Unexpected {
+            path: key.to_string(),
+            suggestion: by_parent.or_else(|| suggest(key, found, &model_keys, &missing_specs)),
+        });
+    }
+    if !report.loaded.is_empty() {
+        report.unloaded_submodules = unloaded_submodules(&expected);
     }
     Plan { report, matched }
 }
 
-/// The model path closest to an unexpected key, preferring missing ones ("did you mean").
-fn closest(key: &str, model_keys: &BTreeSet<&str>, missing: &[String]) -> Option<String> {
+/// The outermost submodules (proper path prefixes) none of whose `entries` were loaded, in
+/// model order. `entries` are `(path, loaded)`.
+fn unloaded_submodules(entries: &[(&str, bool)]) -> Vec<String> {
+    // Per prefix: (any entry loaded, first position), prefixes being `a`, `a.b`, ... of `a.b.c`.
+    let mut prefixes: BTreeMap<&str, (bool, usize)> = BTreeMap::new();
+    for (pos, &(path, loaded)) in entries.iter().enumerate() {
+        for (cut, _) in path.match_indices('.') {
+            let slot = prefixes.entry(&path[..cut]).or_insert((false, pos));
+            slot.0 |= loaded;
+        }
+    }
+    let untouched = |p: &str| prefixes.get(p).is_some_and(|(loaded, _)| !loaded);
+    let mut out: Vec<(usize, &str)> = prefixes
+        .iter()
+        .filter(|(p, (loaded, _))| {
+            let parent_untouched = p.rfind('.').is_some_and(|cut| untouched(&p[..cut]));
+            !loaded && !parent_untouched
+        })
+        .map(|(p, (_, pos))| (*pos, *p))
+        .collect();
+    out.sort();
+    out.into_iter().map(|(_, p)| p.to_string()).collect()
+}
+
+/// Submodules of the file that the model has under another name: for each parent path of
+/// unexpected keys that is no parent in the model (`stem` of `stem.kernel`), the parent of
+/// missing entries with the most leaves of the same name and shape (`conv`, which misses
+/// `conv.kernel` and `conv.bias`).
+fn renamed_parents<'k>(
+    unexpected: &[(&'k str, &EntrySpec)],
+    model: &[EntrySpec],
+    missing: &BTreeMap<&str, &[usize]>,
+) -> BTreeMap<&'k str, String> {
+    let model_parents: BTreeSet<&str> = model.iter().map(|e| parent(&e.path)).collect();
+    let mut groups: BTreeMap<&str, Vec<&EntrySpec>> = BTreeMap::new();
+    for &(key, found) in unexpected {
+        if !model_parents.contains(parent(key)) {
+            groups.entry(parent(key)).or_default().push(found);
+        }
+    }
+    let candidates: BTreeSet<&str> = missing.keys().map(|m| parent(m)).collect();
+    let mut out = BTreeMap::new();
+    for (from, entries) in groups {
+        let score = |to: &str| {
+            entries
+                .iter()
+                .filter(|e| missing.get(join(to, leaf(&e.path)).as_str()) == Some(&&e.shape[..]))
+                .count()
+        };
+        let best = candidates
+            .iter()
+            .map(|to| {
+                (
+                    score(to),
+                    std::cmp::Reverse(strsim::levenshtein(from, to)),
+                    *to,
+                )
+            })
+            .filter(|(n, _, _)| *n > 0)
+            .max();
+        if let Some((_, _, to)) = best {
+            out.insert(from, to.to_string());
+        }
+    }
+    out
+}
+
+/// `parent.leaf`, or `leaf` at the root.
+fn join(parent: &str, leaf: &str) -> String {
+    if parent.is_empty() {
+        leaf.to_string()
+    } else {
+        format!("{parent}.{leaf}")
+    }
+}
+
+/// `c` of `a.b.c`.
+fn leaf(path: &str) -> &str {
+    path.rsplit('.').next().unwrap_or(path)
+}
+
+/// `a.b` of `a.b.c` (`""` at the root).
+fn parent(path: &str) -> &str {
+    path.rfind('.').map_or("", |cut| &path[..cut])
+}
+
+/// The model path an unexpected file entry most likely meant ("did you mean") when its parent
+/// was not found renamed, best first: a missing path close in spelling; a missing path under
+/// the same parent with as many elements (`conv.weight` for `conv.kernel`); the only missing
+/// path of that shape; any model path close in spelling.
+fn suggest(
+    key: &str,
+    found: &EntrySpec,
+    model_keys: &BTreeSet<&str>,
+    missing: &[&EntrySpec],
+) -> Option<String> {
     let limit = (key.len() / 3).max(3);
-    let best = |cands: &mut dyn Iterator<Item = &str>| {
+    let closest = |cands: &mut dyn Iterator<Item = &str>| {
         cands
             .map(|c| (strsim::levenshtein(key, c), c))
             .filter(|(d, _)| *d <= limit)
             .min()
             .map(|(_, c)| c.to_string())
     };
-    best(&mut missing.iter().map(String::as_str)).or_else(|| best(&mut model_keys.iter().copied()))
+    let numel = |shape: &[usize]| shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d));
+    let same_parent_and_size = || {
+        missing
+            .iter()
+            .filter(|m| parent(&m.path) == parent(key) && numel(&m.shape) == numel(&found.shape))
+            .map(|m| (strsim::levenshtein(key, &m.path), m.path.clone()))
+            .min()
+            .map(|(_, p)| p)
+    };
+    let only_one_of_this_shape = || {
+        let mut same = missing.iter().filter(|m| m.shape == found.shape);
+        match (same.next(), same.next()) {
+            (Some(m), None) => Some(m.path.clone()),
+            _ => None,
+        }
+    };
+    closest(&mut missing.iter().map(|m| m.path.as_str()))
+        .or_else(same_parent_and_size)
+        .or_else(only_one_of_this_shape)
+        .or_else(|| closest(&mut model_keys.iter().copied()))
 }
 
 #[cfg(test)]
@@ -205,6 +340,52 @@ mod tests {
         assert_eq!(
             spec("h", &[usize::MAX, 2], Dtype::F32).byte_size(),
             usize::MAX
+        );
+    }
+
+    #[test]
+    fn renamed_keys_get_suggestions_by_place_and_shape() {
+        let model = [
+            spec("conv.kernel", &[3, 3, 1, 8], Dtype::F32),
+            spec("conv.bias", &[8], Dtype::F32),
+            spec("head.kernel", &[8, 10], Dtype::F32),
+        ];
+        let file = [
+            spec("conv.weight", &[8, 1, 3, 3], Dtype::F32),
+            spec("conv.bias", &[8], Dtype::F32),
+            spec("classifier.w", &[8, 10], Dtype::F32),
+        ];
+        let report = compare(&model, &file, &LoadOptions::lenient());
+        let suggestions: Vec<_> = report
+            .unexpected
+            .iter()
+            .map(|u| (u.path.as_str(), u.suggestion.as_deref()))
+            .collect();
+        assert_eq!(
+            suggestions,
+            [
+                ("classifier.w", Some("head.kernel")),
+                ("conv.weight", Some("conv.kernel"))
+            ]
+        );
+        assert_eq!(report.unloaded_submodules, ["head"]);
+    }
+
+    #[test]
+    fn only_outermost_untouched_submodules_are_listed() {
+        let entries = [
+            ("enc.0.kernel", true),
+            ("enc.1.mean", false),
+            ("enc.1.var", false),
+            ("dec.0.kernel", false),
+            ("dec.1.kernel", false),
+            ("dropout.rngs.count", false),
+            ("scale", false),
+        ];
+        assert_eq!(
+            unloaded_submodules(&entries),
+            ["enc.1", "dec", "dropout"],
+            "`scale` is a missing entry, not a submodule"
         );
     }
 }

@@ -288,7 +288,9 @@ impl Engine {
             return Ok(None);
         };
         let state = CheckpointDir::load_trainer_state(&dir)?;
-        task.model_mut()
+        // Strict: any problem is an error, so the report has nothing more to say.
+        let _ = task
+            .model_mut()
             .load_safetensors_with(dir.join(MODEL_FILE), &LoadOptions::strict())?;
         task.load_optimizer_state(&state)?;
         train.restore(&LoaderState::from_tensors(&state, "data.")?)?;

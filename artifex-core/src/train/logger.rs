@@ -4,6 +4,9 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+#[cfg(not(feature = "progress"))]
+use self::no_progress::ProgressBar;
+#[cfg(feature = "progress")]
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{CheckpointError, Result};
@@ -38,6 +41,12 @@ impl MetricsLogger {
                 source,
             })?;
         let interactive = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        #[cfg(not(feature = "progress"))]
+        let bar = {
+            let _ = (interactive, total_steps, start_step);
+            ProgressBar::none()
+        };
+        #[cfg(feature = "progress")]
         let bar = interactive.then(|| {
             let bar = ProgressBar::new(total_steps);
             bar.set_style(
@@ -120,6 +129,32 @@ impl MetricsLogger {
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+    }
+}
+
+/// Without the `progress` feature there is no bar: this type has no values, so every bar
+/// method is unreachable and the logger always takes its plain-line path.
+#[cfg(not(feature = "progress"))]
+mod no_progress {
+    /// The absent progress bar.
+    pub(super) enum ProgressBar {}
+
+    impl ProgressBar {
+        pub(super) fn none() -> Option<Self> {
+            None
+        }
+        pub(super) fn set_position(&self, _: u64) {
+            match *self {}
+        }
+        pub(super) fn set_message(&self, _: String) {
+            match *self {}
+        }
+        pub(super) fn println(&self, _: impl AsRef<str>) {
+            match *self {}
+        }
+        pub(super) fn finish_and_clear(&self) {
+            match *self {}
         }
     }
 }

@@ -78,7 +78,7 @@ fn main() -> Result<()> {
     model.eval();
     model.save_safetensors(&path)?;
     let mut reloaded = Model::new(&mut Rngs::new(123))?;
-    reloaded.load_safetensors(&path)?;
+    assert!(reloaded.load_safetensors(&path)?.is_clean());
     reloaded.eval();
     let (a, b) = (model.forward(&x)?, reloaded.forward(&x)?);
     let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
