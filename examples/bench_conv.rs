@@ -1,0 +1,318 @@
+//! Benchmark of a convolutional training step (issue 12): the seed's ResidualBlock(64,
+//! stride 2, downsample) on NHWC `(batch, 32, 32, 64)`, BatchNorm in train mode, loss
+//! `mean(out²)`, Adam 1e-3, f32; and its eval-mode forward. Three variants in one process,
+//! in interleaved blocks of steps so machine noise hits all alike: ours (GEMM conv kernels),
+//! ours on plain candle ops (`fast_paths` off), and the block written by hand with candle-nn
+//! on NCHW. Flax NNX (`python/bench_flax.py`, `nnx.jit`) runs as a child process on the same
+//! workload, and is skipped with a note when Python or Flax is missing.
+//!
+//! ```text
+//! cargo run --release --example bench_conv [-- --batch 16] [--steps 60] [--block 10] [--no-flax]
+//! ```
+
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use artifex_core::candle_core::{DType, Device, Module as _, Tensor};
+use artifex_core::candle_nn::{self, ModuleT, Optimizer as _, VarBuilder, VarMap};
+use artifex_core::optim::{Adam, Optimizer};
+use artifex_core::prelude::*;
+use artifex_models::ResidualBlock;
+use clap::Parser;
+
+#[path = "common/cli.rs"]
+#[allow(dead_code)]
+mod cli;
+
+const CHANNELS: usize = 64;
+const SIZE: usize = 32;
+const LR: f64 = 1e-3;
+
+/// Times a ResidualBlock training step: ours, ours on plain ops, candle-nn by hand, Flax NNX.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Batch size.
+    #[arg(long, default_value_t = 16, value_parser = cli::at_least_one())]
+    batch: usize,
+    /// Timed steps per variant.
+    #[arg(long, default_value_t = 60, value_parser = cli::at_least_one())]
+    steps: usize,
+    /// Steps per interleaved block.
+    #[arg(long, default_value_t = 10, value_parser = cli::at_least_one())]
+    block: usize,
+    /// Warm-up steps per variant.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Do not run python/bench_flax.py.
+    #[arg(long)]
+    no_flax: bool,
+}
+
+/// The block written by hand with candle-nn 0.11 on NCHW (`conv2d` with symmetric padding 1,
+/// which gives SAME's output sizes here; `batch_norm` + `forward_t`).
+struct Handwritten {
+    conv1: candle_nn::Conv2d,
+    bn1: candle_nn::BatchNorm,
+    conv2: candle_nn::Conv2d,
+    bn2: candle_nn::BatchNorm,
+    shortcut: candle_nn::Conv2d,
+    shortcut_bn: candle_nn::BatchNorm,
+}
+
+impl Handwritten {
+    fn new(vb: &VarBuilder) -> candle_core::Result<Self> {
+        let conv = |k, stride, padding, name: &str| {
+            let config = candle_nn::Conv2dConfig {
+                padding,
+                stride,
+                ..Default::default()
+            };
+            candle_nn::conv2d(CHANNELS, CHANNELS, k, config, vb.pp(name))
+        };
+        let bn_config = candle_nn::BatchNormConfig {
+            eps: 1e-5,
+            remove_mean: true,
+            affine: true,
+            momentum: 0.01,
+        };
+        let bn = |name: &str| candle_nn::batch_norm(CHANNELS, bn_config, vb.pp(name));
+        Ok(Self {
+            conv1: conv(3, 2, 1, "conv1")?,
+            bn1: bn("bn1")?,
+            conv2: conv(3, 1, 1, "conv2")?,
+            bn2: bn("bn2")?,
+            shortcut: conv(1, 2, 0, "shortcut")?,
+            shortcut_bn: bn("shortcut_bn")?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let out = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let out = self.bn2.forward_t(&self.conv2.forward(&out)?, train)?;
+        let identity = self
+            .shortcut_bn
+            .forward_t(&self.shortcut.forward(x)?, train)?;
+        (out + identity)?.relu()
+    }
+}
+
+/// One variant: a training step and an eval-mode forward.
+trait Variant {
+    fn step(&mut self) -> Result<()>;
+    fn eval(&mut self) -> Result<()>;
+}
+
+struct Ours {
+    model: ResidualBlock,
+    opt: Adam,
+    x: Tensor,
+}
+
+impl Variant for Ours {
+    fn step(&mut self) -> Result<()> {
+        self.model.train();
+        let loss = self.model.forward(&self.x)?.sqr()?.mean_all()?;
+        self.opt.backward_step(&loss)
+    }
+
+    fn eval(&mut self) -> Result<()> {
+        self.model.eval();
+        self.model.forward(&self.x)?;
+        Ok(())
+    }
+}
+
+struct CandleNn {
+    model: Handwritten,
+    opt: candle_nn::AdamW,
+    x: Tensor,
+    _vars: VarMap,
+}
+
+impl Variant for CandleNn {
+    fn step(&mut self) -> Result<()> {
+        let loss = self.model.forward(&self.x, true)?.sqr()?.mean_all()?;
+        self.opt.backward_step(&loss)?;
+        Ok(())
+    }
+
+    fn eval(&mut self) -> Result<()> {
+        self.model.forward(&self.x, false)?;
+        Ok(())
+    }
+}
+
+fn ours(x: &Tensor) -> Result<Ours> {
+    let model = ResidualBlock::builder(CHANNELS)
+        .stride(2)
+        .downsample(true)
+        .build(&mut Rngs::new(0))?;
+    let opt = Adam::new(model.named_params(), LR)?;
+    Ok(Ours {
+        model,
+        opt,
+        x: x.clone(),
+    })
+}
+
+fn candle_nn_variant(x: &Tensor) -> Result<CandleNn> {
+    let vars = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vars, DType::F32, x.device());
+    let model = Handwritten::new(&vb)?;
+    let params = candle_nn::ParamsAdamW {
+        lr: LR,
+        weight_decay: 0.0,
+        ..Default::default()
+    };
+    let opt = candle_nn::AdamW::new(vars.all_vars(), params)?;
+    Ok(CandleNn {
+        model,
+        opt,
+        x: x.permute((0, 3, 1, 2))?.contiguous()?,
+        _vars: vars,
+    })
+}
+
+/// Calls per second of each variant for `f`, in interleaved blocks after a warm-up.
+fn interleaved(
+    variants: &mut [(bool, Box<dyn Variant>)],
+    args: &Args,
+    f: impl Fn(&mut dyn Variant) -> Result<()>,
+) -> Result<Vec<f64>> {
+    let mut times = vec![Duration::ZERO; variants.len()];
+    let mut run = |n: usize, record: bool, times: &mut [Duration]| -> Result<()> {
+        for (i, (fast, v)) in variants.iter_mut().enumerate() {
+            artifex_core::fast_paths::set_enabled(*fast);
+            let t = Instant::now();
+            for _ in 0..n {
+                f(v.as_mut())?;
+            }
+            if record {
+                times[i] += t.elapsed();
+            }
+        }
+        artifex_core::fast_paths::set_enabled(true);
+        Ok(())
+    };
+    run(args.warmup, false, &mut times)?;
+    let mut done = 0;
+    while done < args.steps {
+        let n = args.block.min(args.steps - done);
+        run(n, true, &mut times)?;
+        done += n;
+    }
+    Ok(times
+        .iter()
+        .map(|t| args.steps as f64 / t.as_secs_f64().max(1e-12))
+        .collect())
+}
+
+/// CPU model and SIMD flags from /proc/cpuinfo (Linux).
+fn cpu_line() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let flags = field("flags");
+    let simd: Vec<&str> = flags
+        .split_whitespace()
+        .filter(|f| matches!(*f, "avx2" | "fma" | "avx512f" | "avx512bw" | "avx512vl"))
+        .collect();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{}; {cpus} CPUs; {}", field("model name"), simd.join(" "))
+}
+
+/// Flax's (train steps/s, eval forwards/s) from python/bench_flax.py, or why not.
+fn flax(args: &Args) -> std::result::Result<(f64, f64, String), String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/bench_flax.py");
+    let out = Command::new("python3")
+        .args([script, "--batch", &args.batch.to_string()])
+        .args(["--steps", &args.steps.to_string()])
+        .output()
+        .map_err(|e| format!("python3 not runnable: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or("no output");
+        return Err(format!("bench_flax.py failed: {last}"));
+    }
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("flax residual_block"))
+        .ok_or("bench_flax.py printed no result line")?;
+    let value = |key: &str| {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.parse::<f64>().ok())
+            .ok_or(format!("no {key} in {line:?}"))
+    };
+    let versions = text
+        .lines()
+        .find(|l| l.starts_with("python"))
+        .unwrap_or("")
+        .to_string();
+    Ok((
+        value("train_steps_per_s=")?,
+        value("eval_per_s=")?,
+        versions,
+    ))
+}
+
+fn run(args: Args) -> Result<()> {
+    let device = Device::Cpu;
+    let x = Tensor::rand(0f32, 1f32, (args.batch, SIZE, SIZE, CHANNELS), &device)?;
+    println!("cpu: {}", cpu_line());
+    println!(
+        "bench_conv: ResidualBlock({CHANNELS}, stride 2, downsample), NHWC ({}, {SIZE}, {SIZE}, {CHANNELS}), BatchNorm train, loss mean(out²), Adam {LR}, f32, {} timed steps each in blocks of {}",
+        args.batch, args.steps, args.block
+    );
+    let mut variants: Vec<(bool, Box<dyn Variant>)> = vec![
+        (true, Box::new(ours(&x)?)),
+        (false, Box::new(ours(&x)?)),
+        (true, Box::new(candle_nn_variant(&x)?)),
+    ];
+    let train = interleaved(&mut variants, &args, |v| v.step())?;
+    let eval = interleaved(&mut variants, &args, |v| v.eval())?;
+    let flax = if args.no_flax {
+        Err("skipped (--no-flax)".to_string())
+    } else {
+        flax(&args)
+    };
+    let flax_cell = |i: usize| match &flax {
+        Ok(f) => format!("{:>10.2}", if i == 0 { f.0 } else { f.1 }),
+        Err(_) => format!("{:>10}", "-"),
+    };
+    let ratio = |ours: f64, i: usize| match &flax {
+        Ok(f) => format!("{:>9.2}x", ours / if i == 0 { f.0 } else { f.1 }),
+        Err(_) => format!("{:>10}", "-"),
+    };
+    println!(
+        "{:<24}{:>10}{:>12}{:>11}{:>10}{:>11}",
+        "per second", "ours", "plain ops", "candle-nn", "Flax NNX", "ours/Flax"
+    );
+    for (i, (name, v)) in [("train steps", &train), ("eval forwards", &eval)]
+        .into_iter()
+        .enumerate()
+    {
+        println!(
+            "{name:<24}{:>10.2}{:>12.2}{:>11.2}{}{}",
+            v[0],
+            v[1],
+            v[2],
+            flax_cell(i),
+            ratio(v[0], i)
+        );
+    }
+    match &flax {
+        Ok((_, _, versions)) => println!("Flax: python/bench_flax.py ({versions})"),
+        Err(why) => println!("Flax NNX not measured: {why}"),
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    cli::main_with(run)
+}
