@@ -46,6 +46,9 @@ struct Args {
     /// Do not run python/bench_flax.py.
     #[arg(long)]
     no_flax: bool,
+    /// Only our variant, no Flax (for profiling it).
+    #[arg(long)]
+    ours_only: bool,
 }
 
 /// The block written by hand with candle-nn 0.11 on NCHW (`conv2d` with symmetric padding 1,
@@ -226,12 +229,18 @@ fn cpu_line() -> String {
     format!("{}; {cpus} CPUs; {}", field("model name"), simd.join(" "))
 }
 
+/// Threads of candle's CPU pool (`RAYON_NUM_THREADS`, else all CPUs); Flax gets as many.
+fn threads() -> usize {
+    candle_core::utils::get_num_threads()
+}
+
 /// Flax's (train steps/s, eval forwards/s) from python/bench_flax.py, or why not.
 fn flax(args: &Args) -> std::result::Result<(f64, f64, String), String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/bench_flax.py");
     let out = Command::new("python3")
         .args([script, "--batch", &args.batch.to_string()])
         .args(["--steps", &args.steps.to_string()])
+        .args(["--threads", &threads().to_string()])
         .output()
         .map_err(|e| format!("python3 not runnable: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -274,8 +283,18 @@ fn run(args: Args) -> Result<()> {
         (false, Box::new(ours(&x)?)),
         (true, Box::new(candle_nn_variant(&x)?)),
     ];
+    if args.ours_only {
+        variants.truncate(1);
+    }
     let train = interleaved(&mut variants, &args, |v| v.step())?;
     let eval = interleaved(&mut variants, &args, |v| v.eval())?;
+    if args.ours_only {
+        println!(
+            "ours: {:.2} train steps/s, {:.2} eval forwards/s",
+            train[0], eval[0]
+        );
+        return Ok(());
+    }
     let flax = if args.no_flax {
         Err("skipped (--no-flax)".to_string())
     } else {

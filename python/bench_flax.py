@@ -2,7 +2,7 @@
 """Times the seed's ResidualBlock in Flax NNX (``nnx.jit``), the reference of
 ``cargo run --release --example bench_conv``.
 
-    python3 python/bench_flax.py [--batch 16] [--steps 60] [--warmup 5]
+    python3 python/bench_flax.py [--batch 16] [--steps 60] [--warmup 5] [--threads 1]
 
 Workload (as ``examples/bench_conv.rs``): the seed's ResidualBlock(64, stride=2,
 downsample=True) on NHWC inputs (batch, 32, 32, 64) uniform in [0, 1), train-mode
@@ -24,6 +24,19 @@ import platform
 import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
+def _threads_from_argv() -> int | None:
+    """``--threads N`` (read before jax is imported: XLA reads its flags once)."""
+    import sys
+    if "--threads" in sys.argv:
+        return int(sys.argv[sys.argv.index("--threads") + 1])
+    return None
+
+
+if _threads_from_argv() == 1:
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_cpu_multi_thread_eigen=false").strip()
 
 import flax  # noqa: E402
 import jax  # noqa: E402
@@ -102,9 +115,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="1: XLA on one thread (as RAYON_NUM_THREADS=1 for candle); "
+                             "default: XLA's own choice (all CPUs)")
     args = parser.parse_args()
 
     print(f"cpu: {cpu_line()}")
+    print(f"threads: {args.threads or os.cpu_count()}")
     print(f"python {platform.python_version()}, jax {jax.__version__}, "
           f"flax {flax.__version__}, optax {optax.__version__}, numpy {np.__version__}")
 

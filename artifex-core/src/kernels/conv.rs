@@ -11,6 +11,7 @@
 //! products as in [`super::gemm`]), so the results do not depend on the number of threads.
 
 use std::borrow::Cow;
+use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
@@ -19,6 +20,34 @@ use super::{cpu_f32, pool, with_f32};
 
 /// Patch rows per im2col task.
 const PATCH_BLOCK_ROWS: usize = 64;
+
+/// Scratch buffers kept between calls (the patch matrices and their gradients, tens of MB
+/// at image sizes): fresh allocations of that size are page-faulted in on every step.
+static SCRATCH: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+
+/// Most buffers kept in [`SCRATCH`].
+const SCRATCH_KEEP: usize = 2;
+
+/// A buffer of `len` values with unspecified contents (the caller writes every one).
+fn take_scratch(len: usize) -> Vec<f32> {
+    let kept = SCRATCH.lock().ok().and_then(|mut s| s.pop());
+    let mut v = kept.unwrap_or_default();
+    if v.len() >= len {
+        v.truncate(len);
+    } else {
+        v.resize(len, 0.0);
+    }
+    v
+}
+
+/// Returns a buffer of [`take_scratch`] for reuse.
+fn give_back(v: Vec<f32>) {
+    if let Ok(mut s) = SCRATCH.lock() {
+        if s.len() < SCRATCH_KEEP {
+            s.push(v);
+        }
+    }
+}
 
 /// One spatial axis of a convolution: output `p`, tap `t` reads the (input-dilated, padded)
 /// position `p * stride + t * dilation - pad_lo`, which is input pixel `q / input_dilation`
@@ -158,7 +187,8 @@ impl Conv2dGeometry {
         let (oh, ow) = (self.h.output, self.w.output);
         let (ih, iw) = (self.h.input, self.w.input);
         let patch = self.patch();
-        let mut cols = vec![0f32; self.rows() * patch];
+        // Every entry is written below (zeros where a tap falls outside the input).
+        let mut cols = take_scratch(self.rows() * patch);
         let tasks: Vec<(usize, &mut [f32])> = cols
             .chunks_mut(PATCH_BLOCK_ROWS * patch)
             .enumerate()
@@ -170,12 +200,16 @@ impl Conv2dGeometry {
                 let image = b * ih * iw;
                 for (ty, seg) in row.chunks_exact_mut(kw * cin).enumerate() {
                     let Some(iy) = taps_h[oy * kh + ty] else {
+                        seg.fill(0.0);
                         continue;
                     };
                     for (tx, px) in seg.chunks_exact_mut(cin).enumerate() {
-                        if let Some(ix) = taps_w[ox * kw + tx] {
-                            let start = (image + iy * iw + ix) * cin;
-                            px.copy_from_slice(&x[start..start + cin]);
+                        match taps_w[ox * kw + tx] {
+                            Some(ix) => {
+                                let start = (image + iy * iw + ix) * cin;
+                                px.copy_from_slice(&x[start..start + cin]);
+                            }
+                            None => px.fill(0.0),
                         }
                     }
                 }
@@ -190,6 +224,13 @@ impl Conv2dGeometry {
         if self.patches_are_input() {
             return dcols;
         }
+        let dx = self.scatter(&dcols);
+        give_back(dcols);
+        dx
+    }
+
+    /// [`Self::scatter_patches`] into a new buffer.
+    fn scatter(&self, dcols: &[f32]) -> Vec<f32> {
         let (taps_h, taps_w) = (self.h.taps(), self.w.taps());
         let (kh, kw, cin) = (self.h.kernel, self.w.kernel, self.cin);
         let (oh, ow) = (self.h.output, self.w.output);
@@ -251,12 +292,16 @@ impl Conv2dGeometry {
             None => vec![0f32; rows * cout],
         };
         let cols = self.patches(x);
-        matmuls(vec![Product {
+        let done = matmuls(vec![Product {
             dst: &mut y,
             accumulate: true,
             a: MatRef::row_major(&cols, rows, patch),
             b: MatRef::row_major(kernel, patch, cout),
-        }])?;
+        }]);
+        if let Cow::Owned(v) = cols {
+            give_back(v);
+        }
+        done?;
         Ok(y)
     }
 
@@ -285,21 +330,30 @@ impl Conv2dGeometry {
             // The patches live only for this product, so they and their gradients are never
             // held at once.
             let cols = self.patches(x);
-            matmuls(vec![Product {
+            let done = matmuls(vec![Product {
                 dst: &mut dk,
                 accumulate: false,
                 a: MatRef::row_major(&cols, rows, patch).t(),
                 b: gm,
-            }])?;
+            }]);
+            if let Cow::Owned(v) = cols {
+                give_back(v);
+            }
+            done?;
         }
         let dx = if needs_dx {
-            let mut dcols = vec![0f32; rows * patch];
-            matmuls(vec![Product {
+            // Overwritten by the product (`accumulate: false`).
+            let mut dcols = take_scratch(rows * patch);
+            let done = matmuls(vec![Product {
                 dst: &mut dcols,
                 accumulate: false,
                 a: gm,
                 b: MatRef::row_major(kernel, patch, cout).t(),
-            }])?;
+            }]);
+            if let Err(e) = done {
+                give_back(dcols);
+                return Err(e);
+            }
             Some(self.scatter_patches(dcols))
         } else {
             None
