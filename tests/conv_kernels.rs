@@ -208,9 +208,25 @@ fn check_case(case: &Case) -> Result<()> {
     Ok(())
 }
 
+/// Cases large enough for several row blocks per call and per image (the kernel cuts its
+/// work into blocks of about 64K patch values).
+fn large_cases() -> Vec<Case> {
+    let base = fixed_cases();
+    let mut strided = base[0].clone();
+    (strided.batch, strided.spatial, strided.cin, strided.cout) = (vec![4], vec![32, 32], 16, 24);
+    let mut same = base[0].clone();
+    (same.strides, same.batch, same.spatial, same.cin) = (vec![1], vec![2], vec![40, 40], 16);
+    let mut up = base[10].clone();
+    (up.batch, up.spatial, up.cin, up.cout) = (vec![2], vec![12, 12], 16, 8);
+    vec![strided, same, up]
+}
+
 /// One test function: the fast-path switch is process-wide.
 #[test]
 fn conv_kernel_matches_plain_ops() -> Result<()> {
+    for case in large_cases() {
+        check_case(&case)?;
+    }
     for case in fixed_cases() {
         check_case(&case)?;
     }

@@ -1,5 +1,5 @@
 //! Channels-last (NHWC) convolutions as one custom op on direct `gemm` calls: im2col with patch
-//! rows contiguous in channels, one product with the HWIO kernel read as a `(KH·KW·I, O)`
+//! rows contiguous in channels, products with the HWIO kernel read as a `(KH·KW·I, O)`
 //! matrix, the bias written first and the product accumulated onto it. The backward
 //! recomputes the patches for the kernel gradient (`patches^T @ grad`), gets the patch
 //! gradients from `grad @ kernel^T` and scatters them back image by image (col2im).
@@ -7,45 +7,62 @@
 //! Input dilation (zeros between input pixels) is part of the geometry, so a transposed
 //! convolution (a stride-1 convolution over the stride-dilated input) runs on the same op.
 //!
-//! Work is cut into fixed blocks (rows of patches, whole images for the scatter, rows of the
-//! products as in [`super::gemm`]), so the results do not depend on the number of threads.
+//! Work is cut into blocks of patch rows (about 256 KB of patches, copied and multiplied while
+//! they are in the core's cache, in per-thread buffers, so no patch matrix is ever whole);
+//! the kernel gradient sums the blocks' partial products in block order, and the scatter runs
+//! one task per image. Block sizes depend on the shapes only, so the results do not depend on
+//! the number of threads.
 
-use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
-use super::gemm::{matmuls, MatRef, Product};
+use super::gemm::{matmul_serial, matmuls, MatRef, Product};
 use super::{cpu_f32, pool, with_f32};
 
-/// Patch rows per im2col task.
-const PATCH_BLOCK_ROWS: usize = 64;
+/// Patch values per task (rows of patches x patch length): 256 KB of patches stay in the
+/// core's cache between the im2col copy and the product that reads them.
+const TASK_PATCH_VALUES: usize = 1 << 16;
 
-/// Scratch buffers kept between calls (the patch matrices and their gradients, tens of MB
-/// at image sizes): fresh allocations of that size are page-faulted in on every step.
-static SCRATCH: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
-
-/// Most buffers kept in [`SCRATCH`].
-const SCRATCH_KEEP: usize = 2;
-
-/// A buffer of `len` values with unspecified contents (the caller writes every one).
-fn take_scratch(len: usize) -> Vec<f32> {
-    let kept = SCRATCH.lock().ok().and_then(|mut s| s.pop());
-    let mut v = kept.unwrap_or_default();
-    if v.len() >= len {
-        v.truncate(len);
-    } else {
-        v.resize(len, 0.0);
-    }
-    v
+thread_local! {
+    /// Per-thread patch buffers (the pool's threads live for the process), so steps do not
+    /// allocate and page-fault them again.
+    static PATCHES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Returns a buffer of [`take_scratch`] for reuse.
-fn give_back(v: Vec<f32>) {
-    if let Ok(mut s) = SCRATCH.lock() {
-        if s.len() < SCRATCH_KEEP {
-            s.push(v);
+/// Runs `f` on this thread's patch buffer, resized to `len` (contents unspecified: `f`
+/// writes before it reads).
+fn with_patch_buffer<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    PATCHES.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+            f(&mut buf[..len])
         }
+        // Not reentrant in practice; a fresh buffer keeps it correct if it ever were.
+        Err(_) => f(&mut vec![0f32; len]),
+    })
+}
+
+/// Runs fallible `f` on every task over the worker pool; the first error, if any.
+fn try_for_each_task<T: Send>(
+    tasks: Vec<T>,
+    f: impl Fn(T) -> candle_core::Result<()> + Sync,
+) -> candle_core::Result<()> {
+    let failure = Mutex::new(None);
+    pool::for_each_task(tasks, |t| {
+        if let Err(e) = f(t) {
+            if let Ok(mut slot) = failure.lock() {
+                slot.get_or_insert(e);
+            }
+        }
+    });
+    match failure.into_inner() {
+        Ok(None) => Ok(()),
+        Ok(Some(e)) => Err(e),
+        Err(_) => candle_core::bail!("artifex-conv: a task panicked"),
     }
 }
 
@@ -177,92 +194,73 @@ impl Conv2dGeometry {
         Shape::from((self.batch, self.h.output, self.w.output, self.cout))
     }
 
-    /// The im2col matrix `(rows, KH·KW·cin)` of `x`, borrowed when it is `x` itself.
-    fn patches<'a>(&self, x: &'a [f32]) -> Cow<'a, [f32]> {
-        if self.patches_are_input() {
-            return Cow::Borrowed(x);
-        }
-        let (taps_h, taps_w) = (self.h.taps(), self.w.taps());
+    /// Patch rows per task: a multiple of 16 (gemm's micro-kernel height) holding about
+    /// [`TASK_PATCH_VALUES`]; fixed by the shapes alone, so results do not depend on threads.
+    fn task_rows(&self) -> usize {
+        (TASK_PATCH_VALUES / self.patch().max(1)).next_multiple_of(16)
+    }
+
+    /// Writes the patch rows `first..first + dst.len() / patch` of `x` into `dst` (zeros
+    /// where a tap falls outside the input), given the axes' [`Axis::taps`].
+    fn fill_patches(
+        &self,
+        x: &[f32],
+        first: usize,
+        dst: &mut [f32],
+        taps: &[Vec<Option<usize>>; 2],
+    ) {
         let (kh, kw, cin) = (self.h.kernel, self.w.kernel, self.cin);
         let (oh, ow) = (self.h.output, self.w.output);
         let (ih, iw) = (self.h.input, self.w.input);
-        let patch = self.patch();
-        // Every entry is written below (zeros where a tap falls outside the input).
-        let mut cols = take_scratch(self.rows() * patch);
-        let tasks: Vec<(usize, &mut [f32])> = cols
-            .chunks_mut(PATCH_BLOCK_ROWS * patch)
-            .enumerate()
-            .collect();
-        pool::for_each_task(tasks, |(block, dst)| {
-            for (i, row) in dst.chunks_exact_mut(patch).enumerate() {
-                let r = block * PATCH_BLOCK_ROWS + i;
-                let (b, oy, ox) = (r / (oh * ow), (r / ow) % oh, r % ow);
-                let image = b * ih * iw;
-                for (ty, seg) in row.chunks_exact_mut(kw * cin).enumerate() {
-                    let Some(iy) = taps_h[oy * kh + ty] else {
-                        seg.fill(0.0);
-                        continue;
-                    };
-                    for (tx, px) in seg.chunks_exact_mut(cin).enumerate() {
-                        match taps_w[ox * kw + tx] {
-                            Some(ix) => {
-                                let start = (image + iy * iw + ix) * cin;
-                                px.copy_from_slice(&x[start..start + cin]);
-                            }
-                            None => px.fill(0.0),
+        for (i, row) in dst.chunks_exact_mut(self.patch()).enumerate() {
+            let r = first + i;
+            let (b, oy, ox) = (r / (oh * ow), (r / ow) % oh, r % ow);
+            let image = b * ih * iw;
+            for (ty, seg) in row.chunks_exact_mut(kw * cin).enumerate() {
+                let Some(iy) = taps[0][oy * kh + ty] else {
+                    seg.fill(0.0);
+                    continue;
+                };
+                for (tx, px) in seg.chunks_exact_mut(cin).enumerate() {
+                    match taps[1][ox * kw + tx] {
+                        Some(ix) => {
+                            let start = (image + iy * iw + ix) * cin;
+                            px.copy_from_slice(&x[start..start + cin]);
                         }
+                        None => px.fill(0.0),
                     }
                 }
             }
-        });
-        Cow::Owned(cols)
-    }
-
-    /// The input gradient from the patch gradients `dcols (rows, KH·KW·cin)`: each patch entry
-    /// is added to the input pixel it was read from (one task per image, in a fixed order).
-    fn scatter_patches(&self, dcols: Vec<f32>) -> Vec<f32> {
-        if self.patches_are_input() {
-            return dcols;
         }
-        let dx = self.scatter(&dcols);
-        give_back(dcols);
-        dx
     }
 
-    /// [`Self::scatter_patches`] into a new buffer.
-    fn scatter(&self, dcols: &[f32]) -> Vec<f32> {
-        let (taps_h, taps_w) = (self.h.taps(), self.w.taps());
+    /// Adds the patch gradients `rows` (the image's patch rows from `first` on) into that
+    /// image's input gradient `dst (H·W·cin)`, each entry to the pixel it was read from.
+    fn scatter_image(
+        &self,
+        first: usize,
+        rows: &[f32],
+        dst: &mut [f32],
+        taps: &[Vec<Option<usize>>; 2],
+    ) {
         let (kh, kw, cin) = (self.h.kernel, self.w.kernel, self.cin);
-        let (oh, ow) = (self.h.output, self.w.output);
-        let iw = self.w.input;
-        let patch = self.patch();
-        let image_in = self.h.input * iw * cin;
-        let image_rows = oh * ow;
-        let mut dx = vec![0f32; self.input_len()];
-        if image_in == 0 {
-            return dx;
-        }
-        let tasks: Vec<(usize, &mut [f32])> = dx.chunks_mut(image_in).enumerate().collect();
-        pool::for_each_task(tasks, |(b, dst)| {
-            let rows = &dcols[b * image_rows * patch..(b + 1) * image_rows * patch];
-            for (r, row) in rows.chunks_exact(patch).enumerate() {
-                let (oy, ox) = (r / ow, r % ow);
-                for (ty, seg) in row.chunks_exact(kw * cin).enumerate() {
-                    let Some(iy) = taps_h[oy * kh + ty] else {
-                        continue;
-                    };
-                    for (tx, px) in seg.chunks_exact(cin).enumerate() {
-                        if let Some(ix) = taps_w[ox * kw + tx] {
-                            let start = (iy * iw + ix) * cin;
-                            for (d, g) in dst[start..start + cin].iter_mut().zip(px) {
-                                *d += g;
-                            }
+        let (ow, iw) = (self.w.output, self.w.input);
+        for (i, row) in rows.chunks_exact(self.patch()).enumerate() {
+            let (oy, ox) = ((first + i) / ow, (first + i) % ow);
+            for (ty, seg) in row.chunks_exact(kw * cin).enumerate() {
+                let Some(iy) = taps[0][oy * kh + ty] else {
+                    continue;
+                };
+                for (tx, px) in seg.chunks_exact(cin).enumerate() {
+                    if let Some(ix) = taps[1][ox * kw + tx] {
+                        let start = (iy * iw + ix) * cin;
+                        for (d, g) in dst[start..start + cin].iter_mut().zip(px) {
+                            *d += g;
                         }
                     }
                 }
             }
-        });
-        dx
+        }
     }
 
     fn check(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>) -> candle_core::Result<()> {
@@ -278,7 +276,8 @@ impl Conv2dGeometry {
         Ok(())
     }
 
-    /// `patches(x) @ kernel + bias`, `(rows, cout)` row-major.
+    /// `patches(x) @ kernel + bias`, `(rows, cout)` row-major: per block of rows, the patches
+    /// are copied and multiplied while they are in cache.
     fn forward(
         &self,
         x: &[f32],
@@ -291,17 +290,26 @@ impl Conv2dGeometry {
             Some(b) => b.repeat(rows),
             None => vec![0f32; rows * cout],
         };
-        let cols = self.patches(x);
-        let done = matmuls(vec![Product {
-            dst: &mut y,
-            accumulate: true,
-            a: MatRef::row_major(&cols, rows, patch),
-            b: MatRef::row_major(kernel, patch, cout),
-        }]);
-        if let Cow::Owned(v) = cols {
-            give_back(v);
+        let k = MatRef::row_major(kernel, patch, cout);
+        if self.patches_are_input() {
+            matmuls(vec![Product {
+                dst: &mut y,
+                accumulate: true,
+                a: MatRef::row_major(x, rows, patch),
+                b: k,
+            }])?;
+            return Ok(y);
         }
-        done?;
+        let taps = [self.h.taps(), self.w.taps()];
+        let block = self.task_rows();
+        let tasks: Vec<(usize, &mut [f32])> = y.chunks_mut(block * cout).enumerate().collect();
+        try_for_each_task(tasks, |(i, dst)| {
+            let n = dst.len() / cout;
+            with_patch_buffer(n * patch, |cols| {
+                self.fill_patches(x, i * block, cols, &taps);
+                matmul_serial(dst, true, MatRef::row_major(cols, n, patch), k)
+            })
+        })?;
         Ok(y)
     }
 
@@ -316,7 +324,7 @@ impl Conv2dGeometry {
         needs_db: bool,
     ) -> candle_core::Result<Grads> {
         self.check(x, kernel, None)?;
-        let (rows, patch, cout) = (self.rows(), self.patch(), self.cout);
+        let (rows, cout) = (self.rows(), self.cout);
         if g.len() != rows * cout {
             candle_core::bail!(
                 "artifex-conv: gradient of {} values for output {:?}",
@@ -324,37 +332,9 @@ impl Conv2dGeometry {
                 self.output_shape()
             );
         }
-        let gm = MatRef::row_major(g, rows, cout);
-        let mut dk = vec![0f32; patch * cout];
-        {
-            // The patches live only for this product, so they and their gradients are never
-            // held at once.
-            let cols = self.patches(x);
-            let done = matmuls(vec![Product {
-                dst: &mut dk,
-                accumulate: false,
-                a: MatRef::row_major(&cols, rows, patch).t(),
-                b: gm,
-            }]);
-            if let Cow::Owned(v) = cols {
-                give_back(v);
-            }
-            done?;
-        }
+        let dk = self.kernel_grad(x, g)?;
         let dx = if needs_dx {
-            // Overwritten by the product (`accumulate: false`).
-            let mut dcols = take_scratch(rows * patch);
-            let done = matmuls(vec![Product {
-                dst: &mut dcols,
-                accumulate: false,
-                a: gm,
-                b: MatRef::row_major(kernel, patch, cout).t(),
-            }]);
-            if let Err(e) = done {
-                give_back(dcols);
-                return Err(e);
-            }
-            Some(self.scatter_patches(dcols))
+            Some(self.input_grad(kernel, g)?)
         } else {
             None
         };
@@ -368,6 +348,88 @@ impl Conv2dGeometry {
             db
         });
         Ok(Grads { dx, dk, db })
+    }
+
+    /// `patches(x)^T @ g`: one partial product per block of rows (patches copied while in
+    /// cache), summed in block order.
+    fn kernel_grad(&self, x: &[f32], g: &[f32]) -> candle_core::Result<Vec<f32>> {
+        let (rows, patch, cout) = (self.rows(), self.patch(), self.cout);
+        let mut dk = vec![0f32; patch * cout];
+        if self.patches_are_input() {
+            matmuls(vec![Product {
+                dst: &mut dk,
+                accumulate: false,
+                a: MatRef::row_major(x, rows, patch).t(),
+                b: MatRef::row_major(g, rows, cout),
+            }])?;
+            return Ok(dk);
+        }
+        let taps = [self.h.taps(), self.w.taps()];
+        let block = self.task_rows();
+        let blocks = rows.div_ceil(block);
+        let mut partials = vec![0f32; blocks.saturating_sub(1) * patch * cout];
+        // Block 0 writes into `dk` itself, the others into their partial.
+        let mut tasks: Vec<(usize, &mut [f32])> = vec![(0, &mut dk[..])];
+        tasks.extend(
+            partials
+                .chunks_mut(patch * cout)
+                .enumerate()
+                .map(|(i, p)| (i + 1, p)),
+        );
+        try_for_each_task(tasks, |(i, dst)| {
+            let first = i * block;
+            let n = block.min(rows - first);
+            with_patch_buffer(n * patch, |cols| {
+                self.fill_patches(x, first, cols, &taps);
+                let gb = MatRef::row_major(&g[first * cout..(first + n) * cout], n, cout);
+                matmul_serial(dst, false, MatRef::row_major(cols, n, patch).t(), gb)
+            })
+        })?;
+        for part in partials.chunks_exact(patch * cout) {
+            for (d, p) in dk.iter_mut().zip(part) {
+                *d += p;
+            }
+        }
+        Ok(dk)
+    }
+
+    /// The input gradient: `g @ kernel^T` gives the patch gradients, scattered back image by
+    /// image (one task per image, so no two tasks add into the same pixel).
+    fn input_grad(&self, kernel: &[f32], g: &[f32]) -> candle_core::Result<Vec<f32>> {
+        let (rows, patch, cout) = (self.rows(), self.patch(), self.cout);
+        let kt = MatRef::row_major(kernel, patch, cout).t();
+        let mut dx = vec![0f32; self.input_len()];
+        if self.patches_are_input() {
+            matmuls(vec![Product {
+                dst: &mut dx,
+                accumulate: false,
+                a: MatRef::row_major(g, rows, cout),
+                b: kt,
+            }])?;
+            return Ok(dx);
+        }
+        let image_in = self.h.input * self.w.input * self.cin;
+        let image_rows = self.h.output * self.w.output;
+        if image_in == 0 || image_rows == 0 {
+            return Ok(dx);
+        }
+        let taps = [self.h.taps(), self.w.taps()];
+        let tasks: Vec<(usize, &mut [f32])> = dx.chunks_mut(image_in).enumerate().collect();
+        let block = self.task_rows();
+        try_for_each_task(tasks, |(b, dst)| {
+            let gi = &g[b * image_rows * cout..(b + 1) * image_rows * cout];
+            // The image's rows in blocks, in order (the scatter order of the whole image).
+            for (j, gb) in gi.chunks(block * cout).enumerate() {
+                let n = gb.len() / cout;
+                with_patch_buffer(n * patch, |dcols| {
+                    matmul_serial(dcols, false, MatRef::row_major(gb, n, cout), kt)?;
+                    self.scatter_image(j * block, dcols, dst, &taps);
+                    Ok::<(), candle_core::Error>(())
+                })?;
+            }
+            Ok(())
+        })?;
+        Ok(dx)
     }
 }
 
