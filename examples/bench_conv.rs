@@ -275,8 +275,11 @@ fn run(args: Args) -> Result<()> {
     let x = Tensor::rand(0f32, 1f32, (args.batch, SIZE, SIZE, CHANNELS), &device)?;
     println!("cpu: {}", cpu_line());
     println!(
-        "bench_conv: ResidualBlock({CHANNELS}, stride 2, downsample), NHWC ({}, {SIZE}, {SIZE}, {CHANNELS}), BatchNorm train, loss mean(out²), Adam {LR}, f32, {} timed steps each in blocks of {}",
-        args.batch, args.steps, args.block
+        "bench_conv: ResidualBlock({CHANNELS}, stride 2, downsample), NHWC ({}, {SIZE}, {SIZE}, {CHANNELS}), BatchNorm train, loss mean(out²), Adam {LR}, f32, {} threads (Flax too), {} timed steps each in blocks of {}",
+        args.batch,
+        threads(),
+        args.steps,
+        args.block
     );
     let mut variants: Vec<(bool, Box<dyn Variant>)> = vec![
         (true, Box::new(ours(&x)?)),
