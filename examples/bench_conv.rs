@@ -8,6 +8,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench_conv [-- --batch 16] [--steps 60] [--block 10] [--no-flax]
+//!     [--only ours|plain|candle-nn]
 //! ```
 
 use std::process::{Command, ExitCode};
@@ -46,9 +47,18 @@ struct Args {
     /// Do not run python/bench_flax.py.
     #[arg(long)]
     no_flax: bool,
-    /// Only our variant, no Flax (for profiling it).
-    #[arg(long)]
-    ours_only: bool,
+    /// Build and time one variant alone, no Flax, and print its peak memory (for `perf` and
+    /// for comparing the variants' peak RSS: run once per variant).
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+}
+
+/// The variants `--only` can pick.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Only {
+    Ours,
+    Plain,
+    CandleNn,
 }
 
 /// The block written by hand with candle-nn 0.11 on NCHW (`conv2d` with symmetric padding 1,
@@ -229,6 +239,15 @@ fn cpu_line() -> String {
     format!("{}; {cpus} CPUs; {}", field("model name"), simd.join(" "))
 }
 
+/// This process's peak resident set (`VmHWM` of /proc/self/status, Linux), as printed there.
+fn peak_rss() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .map_or_else(|| "unknown".to_string(), |v| v.trim().to_string())
+}
+
 /// Threads of candle's CPU pool (`RAYON_NUM_THREADS`, else all CPUs); Flax gets as many.
 fn threads() -> usize {
     candle_core::utils::get_num_threads()
@@ -281,23 +300,29 @@ fn run(args: Args) -> Result<()> {
         args.steps,
         args.block
     );
+    if let Some(only) = args.only {
+        let mut variants: Vec<(bool, Box<dyn Variant>)> = match only {
+            Only::Ours => vec![(true, Box::new(ours(&x)?))],
+            Only::Plain => vec![(false, Box::new(ours(&x)?))],
+            Only::CandleNn => vec![(true, Box::new(candle_nn_variant(&x)?))],
+        };
+        let train = interleaved(&mut variants, &args, |v| v.step())?;
+        let eval = interleaved(&mut variants, &args, |v| v.eval())?;
+        println!(
+            "{only:?}: {:.2} train steps/s, {:.2} eval forwards/s, peak RSS {}",
+            train[0],
+            eval[0],
+            peak_rss()
+        );
+        return Ok(());
+    }
     let mut variants: Vec<(bool, Box<dyn Variant>)> = vec![
         (true, Box::new(ours(&x)?)),
         (false, Box::new(ours(&x)?)),
         (true, Box::new(candle_nn_variant(&x)?)),
     ];
-    if args.ours_only {
-        variants.truncate(1);
-    }
     let train = interleaved(&mut variants, &args, |v| v.step())?;
     let eval = interleaved(&mut variants, &args, |v| v.eval())?;
-    if args.ours_only {
-        println!(
-            "ours: {:.2} train steps/s, {:.2} eval forwards/s",
-            train[0], eval[0]
-        );
-        return Ok(());
-    }
     let flax = if args.no_flax {
         Err("skipped (--no-flax)".to_string())
     } else {
