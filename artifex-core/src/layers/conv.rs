@@ -24,8 +24,9 @@ fn conv_kernel_shape(kernel_size: &[usize], cin: usize, groups: usize, cout: usi
 /// none); `kernel` is `kernel_size + (in / feature_group_count, out)` (HWIO), `bias` is
 /// `(out,)`, drawn in that order from the `params` stream. Strides and dilations take one
 /// value for every axis or one per axis; see [`Padding`] for the padding rules (NNX default
-/// `Same`). Runs on candle's `conv1d` / `conv2d` with explicit (possibly asymmetric) zero
-/// padding.
+/// `Same`). On contiguous `f32` CPU data with one channel group (and
+/// [`crate::fast_paths`] on) it runs as one channels-last im2col + GEMM op; elsewhere on
+/// candle's `conv2d` with explicit (possibly asymmetric) zero padding.
 ///
 /// ```
 /// use artifex_core::{layers::{Conv, Padding}, Rngs, candle_core::{DType, Device, Tensor}};

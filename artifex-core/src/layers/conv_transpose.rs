@@ -30,7 +30,9 @@ fn transpose_kernel_shape(kernel_size: &[usize], cin: usize, cout: usize) -> Vec
 ///   `in * s + max(k - s, 0)`.
 /// - `Explicit((lo, hi))`: pads of that dilated input, used directly (jax's convention).
 ///
-/// (`k` is the dilated kernel size.) `Causal` is refused. Not supported: `CIRCULAR` padding,
+/// (`k` is the dilated kernel size.) On contiguous `f32` CPU data (and [`crate::fast_paths`]
+/// on) it runs as one channels-last im2col + GEMM op over the implicitly dilated input;
+/// elsewhere on candle's `conv2d`. `Causal` is refused. Not supported: `CIRCULAR` padding,
 /// `transpose_kernel=True`, `mask`, groups (NNX has no groups here either).
 ///
 /// ```
