@@ -1,5 +1,6 @@
 //! Benchmark of a convolutional training step (issue 12): the seed's ResidualBlock(64,
-//! stride 2, downsample) on NHWC `(batch, 32, 32, 64)`, BatchNorm in train mode, loss
+//! stride 2, downsample), or with `--workload dense` its DenseBlock(in 64, growth 32,
+//! 4 layers), on NHWC `(batch, 32, 32, 64)`, BatchNorm in train mode, loss
 //! `mean(out²)`, Adam 1e-3, f32; and its eval-mode forward. Three variants in one process,
 //! in interleaved blocks of steps so machine noise hits all alike: ours (GEMM conv kernels),
 //! ours on plain candle ops (`fast_paths` off), and the block written by hand with candle-nn
@@ -7,7 +8,7 @@
 //! workload, and is skipped with a note when Python or Flax is missing.
 //!
 //! ```text
-//! cargo run --release --example bench_conv [-- --batch 16] [--steps 60] [--block 10] [--no-flax]
+//! cargo run --release --example bench_conv [-- --workload residual|dense] [--batch 16] [--steps 60] [--block 10] [--no-flax]
 //!     [--only ours|plain|candle-nn]
 //! ```
 
@@ -18,7 +19,7 @@ use artifex_core::candle_core::{DType, Device, Module as _, Tensor};
 use artifex_core::candle_nn::{self, ModuleT, Optimizer as _, VarBuilder, VarMap};
 use artifex_core::optim::{Adam, Optimizer};
 use artifex_core::prelude::*;
-use artifex_models::ResidualBlock;
+use artifex_models::{DenseBlock, ResidualBlock};
 use clap::Parser;
 
 #[path = "common/cli.rs"]
@@ -28,10 +29,16 @@ mod cli;
 const CHANNELS: usize = 64;
 const SIZE: usize = 32;
 const LR: f64 = 1e-3;
+/// DenseBlock: channels added per layer, and layers.
+const GROWTH: usize = 32;
+const DENSE_LAYERS: usize = 4;
 
 /// Times a ResidualBlock training step: ours, ours on plain ops, candle-nn by hand, Flax NNX.
 #[derive(Parser, Debug)]
 struct Args {
+    /// The seed model timed.
+    #[arg(long, value_enum, default_value_t = Workload::Residual)]
+    workload: Workload,
     /// Batch size.
     #[arg(long, default_value_t = 16, value_parser = cli::at_least_one())]
     batch: usize,
@@ -53,6 +60,32 @@ struct Args {
     only: Option<Only>,
 }
 
+/// The workloads of `--workload`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Workload {
+    /// ResidualBlock(64, stride 2, downsample) on (batch, 32, 32, 64).
+    Residual,
+    /// DenseBlock(in 64, growth 32, 4 layers) on (batch, 32, 32, 64).
+    Dense,
+}
+
+impl Workload {
+    /// The name `python/bench_flax.py` takes and prints.
+    fn flax_name(self) -> &'static str {
+        match self {
+            Workload::Residual => "residual_block",
+            Workload::Dense => "dense_block",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Workload::Residual => "ResidualBlock(64, stride 2, downsample)",
+            Workload::Dense => "DenseBlock(in 64, growth 32, 4 layers)",
+        }
+    }
+}
+
 /// The variants `--only` can pick.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum Only {
@@ -63,7 +96,7 @@ enum Only {
 
 /// The block written by hand with candle-nn 0.11 on NCHW (`conv2d` with symmetric padding 1,
 /// which gives SAME's output sizes here; `batch_norm` + `forward_t`).
-struct Handwritten {
+struct HandwrittenResidual {
     conv1: candle_nn::Conv2d,
     bn1: candle_nn::BatchNorm,
     conv2: candle_nn::Conv2d,
@@ -72,7 +105,7 @@ struct Handwritten {
     shortcut_bn: candle_nn::BatchNorm,
 }
 
-impl Handwritten {
+impl HandwrittenResidual {
     fn new(vb: &VarBuilder) -> candle_core::Result<Self> {
         let conv = |k, stride, padding, name: &str| {
             let config = candle_nn::Conv2dConfig {
@@ -109,6 +142,86 @@ impl Handwritten {
     }
 }
 
+/// The seed's DenseBlock by hand with candle-nn on NCHW: per layer BatchNorm, ReLU, 3x3 conv
+/// (padding 1), concatenated on the channel axis.
+struct HandwrittenDense {
+    layers: Vec<(candle_nn::BatchNorm, candle_nn::Conv2d)>,
+}
+
+impl HandwrittenDense {
+    fn new(vb: &VarBuilder) -> candle_core::Result<Self> {
+        let bn_config = candle_nn::BatchNormConfig {
+            eps: 1e-5,
+            remove_mean: true,
+            affine: true,
+            momentum: 0.01,
+        };
+        let conv_config = candle_nn::Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let layers = (0..DENSE_LAYERS)
+            .map(|i| {
+                let channels = CHANNELS + i * GROWTH;
+                let vb = vb.pp(format!("layers.{i}"));
+                Ok((
+                    candle_nn::batch_norm(channels, bn_config, vb.pp("0"))?,
+                    candle_nn::conv2d(channels, GROWTH, 3, conv_config, vb.pp("1"))?,
+                ))
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Self { layers })
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let (mut x, mut features) = (x.clone(), vec![x.clone()]);
+        for (bn, conv) in &self.layers {
+            features.push(conv.forward(&bn.forward_t(&x, train)?.relu()?)?);
+            x = Tensor::cat(&features, 1)?;
+        }
+        Ok(x)
+    }
+}
+
+/// The hand-written model of a workload.
+enum HandwrittenModel {
+    Residual(HandwrittenResidual),
+    Dense(HandwrittenDense),
+}
+
+impl HandwrittenModel {
+    fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        match self {
+            HandwrittenModel::Residual(m) => m.forward(x, train),
+            HandwrittenModel::Dense(m) => m.forward(x, train),
+        }
+    }
+}
+
+/// Our model of a workload.
+enum Model {
+    Residual(ResidualBlock),
+    Dense(DenseBlock),
+}
+
+impl Model {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Model::Residual(m) => m.forward(x),
+            Model::Dense(m) => m.forward(x),
+        }
+    }
+
+    fn set_training(&mut self, train: bool) {
+        match (self, train) {
+            (Model::Residual(m), true) => m.train(),
+            (Model::Residual(m), false) => m.eval(),
+            (Model::Dense(m), true) => m.train(),
+            (Model::Dense(m), false) => m.eval(),
+        }
+    }
+}
+
 /// One variant: a training step and an eval-mode forward.
 trait Variant {
     fn step(&mut self) -> Result<()>;
@@ -116,27 +229,27 @@ trait Variant {
 }
 
 struct Ours {
-    model: ResidualBlock,
+    model: Model,
     opt: Adam,
     x: Tensor,
 }
 
 impl Variant for Ours {
     fn step(&mut self) -> Result<()> {
-        self.model.train();
+        self.model.set_training(true);
         let loss = self.model.forward(&self.x)?.sqr()?.mean_all()?;
         self.opt.backward_step(&loss)
     }
 
     fn eval(&mut self) -> Result<()> {
-        self.model.eval();
+        self.model.set_training(false);
         self.model.forward(&self.x)?;
         Ok(())
     }
 }
 
 struct CandleNn {
-    model: Handwritten,
+    model: HandwrittenModel,
     opt: candle_nn::AdamW,
     x: Tensor,
     _vars: VarMap,
@@ -155,12 +268,24 @@ impl Variant for CandleNn {
     }
 }
 
-fn ours(x: &Tensor) -> Result<Ours> {
-    let model = ResidualBlock::builder(CHANNELS)
-        .stride(2)
-        .downsample(true)
-        .build(&mut Rngs::new(0))?;
-    let opt = Adam::new(model.named_params(), LR)?;
+fn ours(workload: Workload, x: &Tensor) -> Result<Ours> {
+    let rngs = &mut Rngs::new(0);
+    let (model, params) = match workload {
+        Workload::Residual => {
+            let m = ResidualBlock::builder(CHANNELS)
+                .stride(2)
+                .downsample(true)
+                .build(rngs)?;
+            let params = m.named_params();
+            (Model::Residual(m), params)
+        }
+        Workload::Dense => {
+            let m = DenseBlock::new(CHANNELS, GROWTH, DENSE_LAYERS, rngs)?;
+            let params = m.named_params();
+            (Model::Dense(m), params)
+        }
+    };
+    let opt = Adam::new(params, LR)?;
     Ok(Ours {
         model,
         opt,
@@ -168,10 +293,13 @@ fn ours(x: &Tensor) -> Result<Ours> {
     })
 }
 
-fn candle_nn_variant(x: &Tensor) -> Result<CandleNn> {
+fn candle_nn_variant(workload: Workload, x: &Tensor) -> Result<CandleNn> {
     let vars = VarMap::new();
     let vb = VarBuilder::from_varmap(&vars, DType::F32, x.device());
-    let model = Handwritten::new(&vb)?;
+    let model = match workload {
+        Workload::Residual => HandwrittenModel::Residual(HandwrittenResidual::new(&vb)?),
+        Workload::Dense => HandwrittenModel::Dense(HandwrittenDense::new(&vb)?),
+    };
     let params = candle_nn::ParamsAdamW {
         lr: LR,
         weight_decay: 0.0,
@@ -257,7 +385,8 @@ fn threads() -> usize {
 fn flax(args: &Args) -> std::result::Result<(f64, f64, String), String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/bench_flax.py");
     let out = Command::new("python3")
-        .args([script, "--batch", &args.batch.to_string()])
+        .args([script, "--workload", args.workload.flax_name()])
+        .args(["--batch", &args.batch.to_string()])
         .args(["--steps", &args.steps.to_string()])
         .args(["--threads", &threads().to_string()])
         .output()
@@ -268,9 +397,10 @@ fn flax(args: &Args) -> std::result::Result<(f64, f64, String), String> {
         let last = err.lines().last().unwrap_or("no output");
         return Err(format!("bench_flax.py failed: {last}"));
     }
+    let prefix = format!("flax {}", args.workload.flax_name());
     let line = text
         .lines()
-        .find(|l| l.starts_with("flax residual_block"))
+        .find(|l| l.starts_with(&prefix))
         .ok_or("bench_flax.py printed no result line")?;
     let value = |key: &str| {
         line.split_whitespace()
@@ -294,7 +424,8 @@ fn run(args: Args) -> Result<()> {
     let x = Tensor::rand(0f32, 1f32, (args.batch, SIZE, SIZE, CHANNELS), &device)?;
     println!("cpu: {}", cpu_line());
     println!(
-        "bench_conv: ResidualBlock({CHANNELS}, stride 2, downsample), NHWC ({}, {SIZE}, {SIZE}, {CHANNELS}), BatchNorm train, loss mean(out²), Adam {LR}, f32, {} threads (Flax too), {} timed steps each in blocks of {}",
+        "bench_conv: {}, NHWC ({}, {SIZE}, {SIZE}, {CHANNELS}), BatchNorm train, loss mean(out²), Adam {LR}, f32, {} threads (Flax too), {} timed steps each in blocks of {}",
+        args.workload.describe(),
         args.batch,
         threads(),
         args.steps,
@@ -302,9 +433,9 @@ fn run(args: Args) -> Result<()> {
     );
     if let Some(only) = args.only {
         let mut variants: Vec<(bool, Box<dyn Variant>)> = match only {
-            Only::Ours => vec![(true, Box::new(ours(&x)?))],
-            Only::Plain => vec![(false, Box::new(ours(&x)?))],
-            Only::CandleNn => vec![(true, Box::new(candle_nn_variant(&x)?))],
+            Only::Ours => vec![(true, Box::new(ours(args.workload, &x)?))],
+            Only::Plain => vec![(false, Box::new(ours(args.workload, &x)?))],
+            Only::CandleNn => vec![(true, Box::new(candle_nn_variant(args.workload, &x)?))],
         };
         let train = interleaved(&mut variants, &args, |v| v.step())?;
         let eval = interleaved(&mut variants, &args, |v| v.eval())?;
@@ -317,9 +448,9 @@ fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     let mut variants: Vec<(bool, Box<dyn Variant>)> = vec![
-        (true, Box::new(ours(&x)?)),
-        (false, Box::new(ours(&x)?)),
-        (true, Box::new(candle_nn_variant(&x)?)),
+        (true, Box::new(ours(args.workload, &x)?)),
+        (false, Box::new(ours(args.workload, &x)?)),
+        (true, Box::new(candle_nn_variant(args.workload, &x)?)),
     ];
     let train = interleaved(&mut variants, &args, |v| v.step())?;
     let eval = interleaved(&mut variants, &args, |v| v.eval())?;

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Times the seed's ResidualBlock in Flax NNX (``nnx.jit``), the reference of
-``cargo run --release --example bench_conv``.
+"""Times the seed's ResidualBlock or DenseBlock in Flax NNX (``nnx.jit``), the reference
+of ``cargo run --release --example bench_conv``.
 
-    python3 python/bench_flax.py [--batch 16] [--steps 60] [--warmup 5] [--threads 1]
+    python3 python/bench_flax.py [--workload residual_block|dense_block] [--batch 16]
+        [--steps 60] [--warmup 5] [--threads 1]
 
-Workload (as ``examples/bench_conv.rs``): the seed's ResidualBlock(64, stride=2,
-downsample=True) on NHWC inputs (batch, 32, 32, 64) uniform in [0, 1), train-mode
+Workloads (as ``examples/bench_conv.rs``): the seed's ResidualBlock(64, stride=2,
+downsample=True), or its DenseBlock(64, 32, 4), on NHWC inputs (batch, 32, 32, 64)
+uniform in [0, 1), train-mode
 BatchNorm, loss mean(out**2), optax Adam(1e-3), f32 on the CPU; and the eval-mode
 forward (running averages). The step is jitted with ``nnx.jit`` as a Flax user
 writes it; compilation happens in the warm-up and is not timed.
@@ -84,6 +86,44 @@ class ResidualBlock(nnx.Module):
         return out
 
 
+class DenseBlock(nnx.Module):
+    """The seed's DenseBlock (custom-architectures.md) with one fix, as in
+    make_fixtures.py's F1/F2: NNX 0.12 refuses plain Python lists of Modules as
+    attributes, so ``self.layers`` and each ``[BatchNorm, Conv]`` pair are ``nnx.List``s
+    (indexing and iteration are unchanged)."""
+
+    def __init__(self, in_channels: int, growth_rate: int, num_layers: int, *,
+                 rngs: nnx.Rngs):
+        super().__init__()
+        self.growth_rate = growth_rate
+        self.layers = nnx.List()
+        for i in range(num_layers):
+            layer_in_channels = in_channels + i * growth_rate
+            layer = nnx.List([
+                nnx.BatchNorm(layer_in_channels, rngs=rngs),
+                nnx.Conv(in_features=layer_in_channels, out_features=growth_rate,
+                         kernel_size=(3, 3), padding="SAME", rngs=rngs),
+            ])
+            self.layers.append(layer)
+
+    def __call__(self, x: jax.Array, *, use_running_average: bool = False) -> jax.Array:
+        features = [x]
+        for layer in self.layers:
+            out = layer[0](x, use_running_average=use_running_average)
+            out = nnx.relu(out)
+            out = layer[1](out)
+            features.append(out)
+            x = jnp.concatenate(features, axis=-1)
+        return x
+
+
+def build(workload: str) -> nnx.Module:
+    """The model of ``--workload``, as examples/bench_conv.rs builds it."""
+    if workload == "dense_block":
+        return DenseBlock(64, 32, 4, rngs=nnx.Rngs(0))
+    return ResidualBlock(64, stride=2, downsample=True, rngs=nnx.Rngs(0))
+
+
 def cpu_line() -> str:
     """CPU model and SIMD flags (Linux /proc/cpuinfo; platform string elsewhere)."""
     try:
@@ -112,6 +152,8 @@ def timed(fn, steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workload", choices=["residual_block", "dense_block"],
+                        default="residual_block")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
@@ -125,7 +167,7 @@ def main() -> None:
     print(f"python {platform.python_version()}, jax {jax.__version__}, "
           f"flax {flax.__version__}, optax {optax.__version__}, numpy {np.__version__}")
 
-    model = ResidualBlock(64, stride=2, downsample=True, rngs=nnx.Rngs(0))
+    model = build(args.workload)
     optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
     x = jnp.asarray(np.random.default_rng(0).random((args.batch, 32, 32, 64),
                                                      dtype=np.float32))
@@ -148,7 +190,7 @@ def main() -> None:
         jax.block_until_ready(eval_forward(model, x))
     train = timed(lambda: train_step(model, optimizer, x), args.steps)
     evals = timed(lambda: eval_forward(model, x), args.steps)
-    print(f"flax residual_block batch={args.batch} train_steps_per_s={train:.2f} "
+    print(f"flax {args.workload} batch={args.batch} train_steps_per_s={train:.2f} "
           f"eval_per_s={evals:.2f}")
 
 
