@@ -185,7 +185,7 @@ impl HandwrittenDense {
 
 /// The hand-written model of a workload.
 enum HandwrittenModel {
-    Residual(HandwrittenResidual),
+    Residual(Box<HandwrittenResidual>),
     Dense(HandwrittenDense),
 }
 
@@ -200,7 +200,7 @@ impl HandwrittenModel {
 
 /// Our model of a workload.
 enum Model {
-    Residual(ResidualBlock),
+    Residual(Box<ResidualBlock>),
     Dense(DenseBlock),
 }
 
@@ -277,7 +277,7 @@ fn ours(workload: Workload, x: &Tensor) -> Result<Ours> {
                 .downsample(true)
                 .build(rngs)?;
             let params = m.named_params();
-            (Model::Residual(m), params)
+            (Model::Residual(Box::new(m)), params)
         }
         Workload::Dense => {
             let m = DenseBlock::new(CHANNELS, GROWTH, DENSE_LAYERS, rngs)?;
@@ -297,7 +297,7 @@ fn candle_nn_variant(workload: Workload, x: &Tensor) -> Result<CandleNn> {
     let vars = VarMap::new();
     let vb = VarBuilder::from_varmap(&vars, DType::F32, x.device());
     let model = match workload {
-        Workload::Residual => HandwrittenModel::Residual(HandwrittenResidual::new(&vb)?),
+        Workload::Residual => HandwrittenModel::Residual(Box::new(HandwrittenResidual::new(&vb)?)),
         Workload::Dense => HandwrittenModel::Dense(HandwrittenDense::new(&vb)?),
     };
     let params = candle_nn::ParamsAdamW {
