@@ -1,6 +1,8 @@
 //! BatchNorm in training mode over `(rows, features)` as one custom op: the batch statistics
 //! in one pass, the normalization in one pass, and the backward
-//! (`dx`, `dscale`, `dbias`) in two passes, where the plain ops take about forty.
+//! (`dx`, `dscale`, `dbias`) in two passes, where the plain ops take about forty. In eval
+//! mode the same op normalizes with the running statistics in one pass (three broadcast ops
+//! on the plain path).
 //!
 //! The statistics are the plain path's: mean `E[x]` and biased variance
 //! `max(E[x²] - E[x]², 0)`; results agree with it up to float rounding.
@@ -36,11 +38,15 @@ pub(crate) fn batch_stats(x: &Tensor) -> candle_core::Result<(Vec<f32>, Vec<f32>
     })
 }
 
-/// `(x - mean) * (scale / sqrt(var + eps)) + bias` with the batch statistics held by the op.
+/// `(x - mean) * (scale / sqrt(var + eps)) + bias` with the statistics held by the op: the
+/// batch's own (training mode; the backward then includes their dependence on `x`) or the
+/// running ones (eval mode; constants).
 struct BatchNormTrain {
     mean: Arc<Vec<f32>>,
     /// `1 / sqrt(var + eps)`.
     inv_std: Arc<Vec<f32>>,
+    /// Whether `mean` and the variance are `x`'s batch statistics.
+    batch_stats: bool,
 }
 
 impl BatchNormTrain {
@@ -118,6 +124,14 @@ impl CustomOp3 for BatchNormTrain {
                         .zip(self.inv_std.iter())
                         .map(|(s, i)| s * i)
                         .collect();
+                    if !self.batch_stats {
+                        // Constant statistics: dx = scale * inv_std * g.
+                        let mut dx = Vec::with_capacity(x.len());
+                        for gr in g.chunks_exact(features) {
+                            dx.extend(gr.iter().zip(&k).map(|(&g, &k)| k * g));
+                        }
+                        return Ok((dx, ds, db));
+                    }
                     let db_n: Vec<f32> = db.iter().map(|v| v / n).collect();
                     let ds_n: Vec<f32> = ds.iter().map(|v| v / n).collect();
                     let per_feature = self.mean.iter().zip(self.inv_std.iter()).zip(&k);
@@ -157,6 +171,30 @@ pub(crate) fn batch_norm_train(
     let op = BatchNormTrain {
         mean: Arc::new(mean),
         inv_std: Arc::new(inv_std),
+        batch_stats: true,
+    };
+    x.apply_op3(scale, bias, op)
+}
+
+/// Eval-mode BatchNorm of `x (rows, features)` with the running statistics `(mean, var)`
+/// (constants: no gradient flows into them); only where [`super::applies`] holds.
+pub(crate) fn batch_norm_eval(
+    x: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    scale: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> candle_core::Result<Tensor> {
+    let eps = eps as f32;
+    let mean = with_f32(mean, |m| Ok(m.to_vec()))?;
+    let inv_std = with_f32(var, |v| {
+        Ok(v.iter().map(|v| 1.0 / (v + eps).sqrt()).collect())
+    })?;
+    let op = BatchNormTrain {
+        mean: Arc::new(mean),
+        inv_std: Arc::new(inv_std),
+        batch_stats: false,
     };
     x.apply_op3(scale, bias, op)
 }

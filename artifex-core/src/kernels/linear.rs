@@ -119,3 +119,70 @@ pub(crate) fn linear_bias(
 ) -> candle_core::Result<Tensor> {
     x.apply_op3(kernel, bias, LinearBias)
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    /// `n` deterministic values in about [-2, 2].
+    fn pattern(n: usize, mul: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * mul % 1009) as f32 - 504.0) / 252.0)
+            .collect()
+    }
+
+    /// gemm picks its micro-kernels at run time (AVX-512 with the `x86-v4` feature where the
+    /// CPU has it, else AVX2 / SSE / scalar): whichever this CPU gets, the fused Linear kernel
+    /// and candle's matmul agree with an f64 reference up to f32 rounding of the sums.
+    #[test]
+    fn products_are_right_on_this_cpus_simd_level() -> candle_core::Result<()> {
+        #[cfg(target_arch = "x86_64")]
+        eprintln!(
+            "avx512f: {}, avx2: {}, fma: {}",
+            std::arch::is_x86_feature_detected!("avx512f"),
+            std::arch::is_x86_feature_detected!("avx2"),
+            std::arch::is_x86_feature_detected!("fma")
+        );
+        let dev = Device::Cpu;
+        // Edges of the 16- and 32-wide micro-kernels, and a VAE-sized product.
+        for (m, k, n) in [(1, 1, 1), (17, 33, 49), (31, 300, 70), (128, 784, 512)] {
+            let (xs, ws, bs) = (
+                pattern(m * k, 7919),
+                pattern(k * n, 104_729),
+                pattern(n, 31),
+            );
+            let x = Tensor::from_slice(&xs, (m, k), &dev)?;
+            let w = Tensor::from_slice(&ws, (k, n), &dev)?;
+            let b = Tensor::from_slice(&bs, n, &dev)?;
+            let fused = super::linear_bias(&x, &w, &b)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let plain = x.matmul(&w)?.flatten_all()?.to_vec1::<f32>()?;
+            for i in 0..m {
+                for j in 0..n {
+                    let (mut sum, mut abs) = (0f64, 0f64);
+                    for p in 0..k {
+                        let t = xs[i * k + p] as f64 * ws[p * n + j] as f64;
+                        sum += t;
+                        abs += t.abs();
+                    }
+                    // f32 sums of k terms: error well below sqrt(k) roundings of the largest
+                    // partial sum; a wrong or missing term is about abs / k.
+                    let tol = 16.0 * f32::EPSILON as f64 * (k as f64).sqrt() * abs + 1e-30;
+                    let bias = bs[j] as f64;
+                    let (f, p) = (fused[i * n + j] as f64, plain[i * n + j] as f64);
+                    assert!(
+                        (f - sum - bias).abs() <= tol + f32::EPSILON as f64 * bias.abs(),
+                        "fused ({m}, {k}, {n})[{i}, {j}]: {f} vs {}",
+                        sum + bias
+                    );
+                    assert!(
+                        (p - sum).abs() <= tol,
+                        "candle matmul ({m}, {k}, {n})[{i}, {j}]: {p} vs {sum}"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}

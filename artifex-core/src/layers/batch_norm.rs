@@ -75,6 +75,8 @@ impl BatchNorm {
                 if let Some(y) = self.fused_train(x2)? {
                     return Ok(y);
                 }
+            } else if let Some(y) = self.fused_eval(x2)? {
+                return Ok(y);
             }
             let (mean, var) = if training {
                 let mean = x2.mean_keepdim(0)?;
@@ -127,6 +129,23 @@ impl BatchNorm {
             &Tensor::from_slice(&var, self.num_features, dev)?,
         )?;
         let y = batch_norm::batch_norm_train(x2, mean, &var, scale, bias, self.epsilon)?;
+        Ok(Some(y))
+    }
+}
+
+impl BatchNorm {
+    /// The fused CPU kernel of eval mode (running statistics), when it applies; `None`
+    /// otherwise.
+    fn fused_eval(&self, x2: &Tensor) -> Result<Option<Tensor>> {
+        use crate::kernels::{applies, batch_norm};
+        let (Some(scale), Some(bias)) = (&self.scale, &self.bias) else {
+            return Ok(None);
+        };
+        let (mean, var) = (self.mean.value(), self.var.value());
+        if ![x2, scale, bias, &mean, &var].into_iter().all(applies) {
+            return Ok(None);
+        }
+        let y = batch_norm::batch_norm_eval(x2, &mean, &var, scale, bias, self.epsilon)?;
         Ok(Some(y))
     }
 }

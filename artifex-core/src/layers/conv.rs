@@ -6,6 +6,7 @@ use super::spatial::{
 };
 use super::Padding;
 use crate::init::Init;
+use crate::kernels::conv::{conv_channels_last, Axis};
 use crate::{module, ModulePath, Param, Result};
 
 /// The kernel shape `kernel_size + (in / groups, out)`; 0 for a zero group count (refused by
@@ -23,8 +24,9 @@ fn conv_kernel_shape(kernel_size: &[usize], cin: usize, groups: usize, cout: usi
 /// none); `kernel` is `kernel_size + (in / feature_group_count, out)` (HWIO), `bias` is
 /// `(out,)`, drawn in that order from the `params` stream. Strides and dilations take one
 /// value for every axis or one per axis; see [`Padding`] for the padding rules (NNX default
-/// `Same`). Runs on candle's `conv1d` / `conv2d` with explicit (possibly asymmetric) zero
-/// padding.
+/// `Same`). On contiguous `f32` CPU data with one channel group (and
+/// [`crate::fast_paths`] on) it runs as one channels-last im2col + GEMM op; elsewhere on
+/// candle's `conv2d` with explicit (possibly asymmetric) zero padding.
 ///
 /// ```
 /// use artifex_core::{layers::{Conv, Padding}, Rngs, candle_core::{DType, Device, Tensor}};
@@ -107,11 +109,9 @@ impl Conv {
         let input = &dims[dims.len() - 1 - n..dims.len() - 1];
         let pads = self.padding.conv_pads(input, &k_eff, &strides);
 
-        let (mut xc, batch) = to_channels_first(x, n)?;
         for i in 0..n {
             let (lo, hi) = pads[i];
-            let padded = input[i] + lo + hi;
-            if padded < k_eff[i] {
+            if input[i] + lo + hi < k_eff[i] {
                 return Err(self.path.shape_error(
                     "Conv",
                     format!(
@@ -124,6 +124,15 @@ impl Conv {
                     dims,
                 ));
             }
+        }
+        if let Some(y) = self.fused(x, &pads, &strides, &dilation)? {
+            return Ok(y);
+        }
+
+        let (mut xc, batch) = to_channels_first(x, n)?;
+        for i in 0..n {
+            let (lo, hi) = pads[i];
+            let padded = input[i] + lo + hi;
             let out = (padded - k_eff[i]) / strides[i] + 1;
             // Crop what no window reaches, so candle's backward needs no output padding.
             let used = (out - 1) * strides[i] + k_eff[i];
@@ -139,6 +148,40 @@ impl Conv {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         })
+    }
+}
+
+impl Conv {
+    /// The channels-last GEMM kernel, where it applies (contiguous f32 CPU operands, one
+    /// channel group, fast paths on); `None` otherwise. `pads`, `strides` and `dilation` are
+    /// per spatial axis.
+    fn fused(
+        &self,
+        x: &Tensor,
+        pads: &[(usize, usize)],
+        strides: &[usize],
+        dilation: &[usize],
+    ) -> Result<Option<Tensor>> {
+        if self.feature_group_count != 1 {
+            return Ok(None);
+        }
+        let dims = x.dims();
+        let lead = dims.len() - 1 - self.kernel_size.len();
+        let axes = (0..self.kernel_size.len()).map(|i| {
+            let k = self.kernel_size[i];
+            Axis::new(dims[lead + i], k, strides[i], dilation[i], 1, pads[i])
+        });
+        let Some(axes) = axes.collect::<Option<Vec<Axis>>>() else {
+            return Ok(None);
+        };
+        let bias = self.bias.as_deref();
+        Ok(conv_channels_last(
+            x,
+            &self.kernel,
+            bias,
+            axes,
+            self.out_features,
+        )?)
     }
 }
 

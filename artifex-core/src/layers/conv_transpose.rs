@@ -6,6 +6,7 @@ use super::spatial::{
 };
 use super::Padding;
 use crate::init::Init;
+use crate::kernels::conv::{conv_channels_last, Axis};
 use crate::{module, ModulePath, Param, Result};
 
 fn transpose_kernel_shape(kernel_size: &[usize], cin: usize, cout: usize) -> Vec<usize> {
@@ -29,7 +30,9 @@ fn transpose_kernel_shape(kernel_size: &[usize], cin: usize, cout: usize) -> Vec
 ///   `in * s + max(k - s, 0)`.
 /// - `Explicit((lo, hi))`: pads of that dilated input, used directly (jax's convention).
 ///
-/// (`k` is the dilated kernel size.) `Causal` is refused. Not supported: `CIRCULAR` padding,
+/// (`k` is the dilated kernel size.) On contiguous `f32` CPU data (and [`crate::fast_paths`]
+/// on) it runs as one channels-last im2col + GEMM op over the implicitly dilated input;
+/// elsewhere on candle's `conv2d`. `Causal` is refused. Not supported: `CIRCULAR` padding,
 /// `transpose_kernel=True`, `mask`, groups (NNX has no groups here either).
 ///
 /// ```
@@ -106,7 +109,6 @@ impl ConvTranspose {
         let dims = x.dims();
         let input = &dims[dims.len() - 1 - n..dims.len() - 1];
 
-        let (mut xc, batch) = to_channels_first(x, n)?;
         for i in 0..n {
             let (lo, hi) = pads[i];
             let len = (input[i] - 1) * strides[i] + 1 + lo + hi;
@@ -122,6 +124,23 @@ impl ConvTranspose {
                     dims,
                 ));
             }
+        }
+        // The stride-1 convolution over the stride-dilated input, on the GEMM kernel where it
+        // applies.
+        let axes = (0..n).map(|i| {
+            let k = self.kernel_size[i];
+            Axis::new(input[i], k, 1, dilation[i], strides[i], pads[i])
+        });
+        if let Some(axes) = axes.collect::<Option<Vec<Axis>>>() {
+            let bias = self.bias.as_deref();
+            let fused = conv_channels_last(x, &self.kernel, bias, axes, self.out_features)?;
+            if let Some(y) = fused {
+                return Ok(y);
+            }
+        }
+
+        let (mut xc, batch) = to_channels_first(x, n)?;
+        for (i, &(lo, hi)) in pads.iter().enumerate() {
             xc = insert_zeros(&xc, 2 + i, strides[i])?.pad_with_zeros(2 + i, lo, hi)?;
         }
         let kernel = kernel_to_oi(&self.kernel, n)?;
