@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Every example that has a `main`.
-const EXAMPLES: [&str; 11] = [
+const EXAMPLES: [&str; 12] = [
     "train_vae",
     "mnist_classifier",
     "sample",
@@ -22,6 +22,7 @@ const EXAMPLES: [&str; 11] = [
     "integration",
     "bench_vae",
     "bench_typed",
+    "bench_conv",
 ];
 
 fn example(name: &str) -> PathBuf {
@@ -314,4 +315,32 @@ fn train_vae_stops_on_ctrl_c_with_a_checkpoint_refuses_a_used_dir_and_resumes() 
         assert!(out.join(file).is_file(), "{file}");
     }
     let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn bench_conv_runs_both_workloads_in_a_reduced_mode() {
+    for workload in ["residual", "dense"] {
+        let args = [
+            "--workload",
+            workload,
+            "--batch",
+            "2",
+            "--steps",
+            "1",
+            "--block",
+            "1",
+            "--warmup",
+            "0",
+            "--no-flax",
+        ];
+        let (code, stdout, stderr) = run("bench_conv", &args);
+        assert_eq!(code, 0, "{workload}: {stdout}\n{stderr}");
+        assert!(stdout.contains("cpu: "), "{stdout}");
+        for variant in ["ours", "candle-nn"] {
+            assert!(
+                stdout.contains(variant),
+                "{workload}: no {variant} row:\n{stdout}"
+            );
+        }
+    }
 }
