@@ -3,6 +3,8 @@
 //! random shapes (odd sizes, stride > kernel, dilation, 1-D, every padding kind, batch axes);
 //! and bitwise-equal results for 1 and 2 threads.
 
+mod common;
+
 use artifex_core::candle_core::Var;
 use artifex_core::fast_paths;
 use artifex_core::prelude::*;
@@ -260,27 +262,10 @@ fn conv_fingerprint_child() -> Result<()> {
 
 #[test]
 fn conv_results_do_not_depend_on_thread_count() {
-    let dir = std::env::temp_dir().join(format!("artifex-conv-fp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    let mut prints = Vec::new();
-    for threads in ["1", "2"] {
-        let out = dir.join(format!("fp-{threads}"));
-        let status = std::process::Command::new(std::env::current_exe().expect("exe"))
-            .args([
-                "--exact",
-                "conv_fingerprint_child",
-                "--include-ignored",
-                "--quiet",
-            ])
-            .env("RAYON_NUM_THREADS", threads)
-            .env("ARTIFEX_CONV_FINGERPRINT_OUT", &out)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("spawn child");
-        assert!(status.success());
-        prints.push(std::fs::read_to_string(&out).expect("fingerprint written"));
-    }
+    let prints = common::fingerprints_at_1_and_2_threads(
+        "conv_fingerprint_child",
+        "ARTIFEX_CONV_FINGERPRINT_OUT",
+    );
     assert!(prints[0].len() > 100_000);
     assert_eq!(prints[0], prints[1], "RAYON_NUM_THREADS=1 and 2 differ");
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -94,27 +94,8 @@ fn fingerprint_child() -> Result<()> {
 
 #[test]
 fn thread_count_does_not_change_results() {
-    let dir = std::env::temp_dir().join(format!("artifex-fp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    let mut prints = Vec::new();
-    for threads in ["1", "2"] {
-        let out = dir.join(format!("fp-{threads}"));
-        let status = std::process::Command::new(std::env::current_exe().expect("exe"))
-            .args([
-                "--exact",
-                "fingerprint_child",
-                "--include-ignored",
-                "--quiet",
-            ])
-            .env("RAYON_NUM_THREADS", threads)
-            .env("ARTIFEX_FINGERPRINT_OUT", &out)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("spawn child");
-        assert!(status.success());
-        prints.push(std::fs::read_to_string(&out).expect("fingerprint written"));
-    }
+    let prints =
+        common::fingerprints_at_1_and_2_threads("fingerprint_child", "ARTIFEX_FINGERPRINT_OUT");
     assert!(prints[0].len() > 1000);
     assert_eq!(prints[0], prints[1], "RAYON_NUM_THREADS=1 and 2 differ");
-    let _ = std::fs::remove_dir_all(dir);
 }

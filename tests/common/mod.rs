@@ -40,6 +40,28 @@ pub fn fresh_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Runs `child` (an ignored test of the calling test binary) once with `RAYON_NUM_THREADS=1`
+/// and once with 2, telling it through the environment variable `out_var` where to write its
+/// fingerprint; returns the two fingerprints, for a thread-count independence check.
+pub fn fingerprints_at_1_and_2_threads(child: &str, out_var: &str) -> [String; 2] {
+    let dir = fresh_dir(&format!("fp-{child}"));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let prints = ["1", "2"].map(|threads| {
+        let out = dir.join(format!("fp-{threads}"));
+        let status = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .args(["--exact", child, "--include-ignored", "--quiet"])
+            .env("RAYON_NUM_THREADS", threads)
+            .env(out_var, &out)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("spawn child");
+        assert!(status.success(), "{child} with {threads} threads: {status}");
+        std::fs::read_to_string(&out).expect("fingerprint written")
+    });
+    let _ = std::fs::remove_dir_all(dir);
+    prints
+}
+
 /// A deterministic input batch.
 pub fn batch(rows: usize, cols: usize) -> Tensor {
     let v: Vec<f32> = (0..rows * cols)
