@@ -2,14 +2,13 @@
 //! described by its config, built shape-only (nothing allocated), so models too large for
 //! this machine can be inspected.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use artifex_core::{AbstractState, StateKind};
+use artifex_core::AbstractState;
 
 use crate::inspect::{human, kind_name};
-use crate::tree::{lines, natural_cmp};
+use crate::tree::{natural_cmp, print_rows, Row};
 
 /// The abstract state of model `type_name` (one of `artifex_models::MODEL_TYPES`) with the
 /// JSON config in `config` (a checkpoint's `config` metadata, i.e. the serialized builder).
@@ -33,43 +32,17 @@ pub fn print_abstract_tree(
     )?;
     let mut vars: Vec<_> = state.vars.iter().collect();
     vars.sort_by(|a, b| natural_cmp(&a.path, &b.path));
-    let paths: Vec<&str> = vars.iter().map(|v| v.path.as_str()).collect();
-    let tree = lines(&paths);
-    let width = tree
+    let rows: Vec<Row<'_>> = vars
         .iter()
-        .map(|l| 2 * l.depth + l.name.len())
-        .max()
-        .unwrap_or(0)
-        .max(4);
-    writeln!(
-        out,
-        "  {:width$}  {:<10}  {:<16}  {:<5}  {:>10}",
-        "path", "kind", "shape", "dtype", "bytes"
-    )?;
-    for line in &tree {
-        let name = format!("{}{}", "  ".repeat(line.depth), line.name);
-        match line.entry {
-            None => writeln!(out, "  {name}")?,
-            Some(idx) => {
-                let v = vars[idx];
-                writeln!(
-                    out,
-                    "  {name:width$}  {:<10}  {:<16}  {:<5}  {:>10}",
-                    kind_name(v.kind),
-                    format!("{:?}", v.shape),
-                    v.dtype.as_str(),
-                    human(v.bytes())
-                )?;
-            }
-        }
-    }
-    let mut totals: BTreeMap<StateKind, (usize, usize, usize)> = BTreeMap::new();
-    for v in &state.vars {
-        let t = totals.entry(v.kind).or_default();
-        t.0 += 1;
-        t.1 += v.count();
-        t.2 += v.bytes();
-    }
+        .map(|v| Row {
+            path: &v.path,
+            kind: v.kind,
+            shape: &v.shape,
+            dtype: v.dtype.as_str().to_string(),
+            bytes: v.bytes(),
+        })
+        .collect();
+    let totals = print_rows(&rows, out)?;
     writeln!(
         out,
         "totals: {} variables, {} params, {} ({} bytes) of state",

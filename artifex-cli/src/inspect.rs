@@ -8,7 +8,7 @@ use std::path::Path;
 use artifex_core::checkpoint::{compare, CheckpointFile, EntrySpec, LoadOptions, LoadReport};
 use artifex_core::{Result, StateKind};
 
-use crate::tree::{lines, natural_cmp};
+use crate::tree::{natural_cmp, print_rows, Row};
 
 /// What `inspect` found in a file.
 #[derive(Clone, Debug)]
@@ -87,44 +87,19 @@ pub fn print_inspection(i: &Inspection, out: &mut impl Write) -> std::io::Result
             writeln!(out, "  {k}: {}", shorten(v, 100))?;
         }
     }
-    let paths: Vec<&str> = i.entries.iter().map(|e| e.path.as_str()).collect();
-    let tree = lines(&paths);
-    let width = tree
-        .iter()
-        .map(|l| 2 * l.depth + l.name.len())
-        .max()
-        .unwrap_or(0)
-        .max(4);
     writeln!(out, "entries:")?;
-    writeln!(
-        out,
-        "  {:width$}  {:<10}  {:<16}  {:<7}  {:>10}",
-        "path", "kind", "shape", "dtype", "bytes"
-    )?;
-    for line in &tree {
-        let name = format!("{}{}", "  ".repeat(line.depth), line.name);
-        match line.entry {
-            None => writeln!(out, "  {name}")?,
-            Some(idx) => {
-                let e = &i.entries[idx];
-                writeln!(
-                    out,
-                    "  {name:width$}  {:<10}  {:<16}  {:<7}  {:>10}",
-                    kind_name(e.kind),
-                    format!("{:?}", e.shape),
-                    format!("{:?}", e.dtype),
-                    human(e.byte_size())
-                )?;
-            }
-        }
-    }
-    let mut totals: BTreeMap<StateKind, (usize, usize, usize)> = BTreeMap::new();
-    for e in &i.entries {
-        let t = totals.entry(e.kind).or_default();
-        t.0 += 1;
-        t.1 = t.1.saturating_add(e.shape.iter().product::<usize>());
-        t.2 = t.2.saturating_add(e.byte_size());
-    }
+    let rows: Vec<Row<'_>> = i
+        .entries
+        .iter()
+        .map(|e| Row {
+            path: &e.path,
+            kind: e.kind,
+            shape: &e.shape,
+            dtype: format!("{:?}", e.dtype),
+            bytes: e.byte_size(),
+        })
+        .collect();
+    let totals = print_rows(&rows, out)?;
     let all_bytes: usize = totals.values().map(|t| t.2).sum();
     writeln!(
         out,

@@ -62,6 +62,67 @@ pub fn lines<'a>(paths: &[&'a str]) -> Vec<Line<'a>> {
     out
 }
 
+/// One state variable as the tables of `inspect` print it.
+pub struct Row<'a> {
+    /// `.`-joined state path.
+    pub path: &'a str,
+    /// Param, batch stat or rng state.
+    pub kind: artifex_core::StateKind,
+    /// Its shape.
+    pub shape: &'a [usize],
+    /// Its dtype, as printed.
+    pub dtype: String,
+    /// Its size in bytes.
+    pub bytes: usize,
+}
+
+/// Prints `rows` (sorted by path) as an indented tree with kind, shape, dtype and size, and
+/// returns per-kind totals `(variables, values, bytes)`.
+pub fn print_rows(
+    rows: &[Row<'_>],
+    out: &mut impl std::io::Write,
+) -> std::io::Result<std::collections::BTreeMap<artifex_core::StateKind, (usize, usize, usize)>> {
+    let paths: Vec<&str> = rows.iter().map(|r| r.path).collect();
+    let tree = lines(&paths);
+    let width = tree
+        .iter()
+        .map(|l| 2 * l.depth + l.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let dtype_width = rows.iter().map(|r| r.dtype.len()).max().unwrap_or(0).max(5);
+    writeln!(
+        out,
+        "  {:width$}  {:<10}  {:<16}  {:<dtype_width$}  {:>10}",
+        "path", "kind", "shape", "dtype", "bytes"
+    )?;
+    for line in &tree {
+        let name = format!("{}{}", "  ".repeat(line.depth), line.name);
+        match line.entry {
+            None => writeln!(out, "  {name}")?,
+            Some(idx) => {
+                let r = &rows[idx];
+                writeln!(
+                    out,
+                    "  {name:width$}  {:<10}  {:<16}  {:<dtype_width$}  {:>10}",
+                    crate::inspect::kind_name(r.kind),
+                    format!("{:?}", r.shape),
+                    r.dtype,
+                    crate::inspect::human(r.bytes)
+                )?;
+            }
+        }
+    }
+    let mut totals = std::collections::BTreeMap::new();
+    for r in rows {
+        let t: &mut (usize, usize, usize) = totals.entry(r.kind).or_default();
+        t.0 += 1;
+        t.1 = t.1.saturating_add(r.shape.iter().product::<usize>());
+        t.2 = t.2.saturating_add(r.bytes);
+    }
+    Ok(totals)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
