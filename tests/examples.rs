@@ -31,6 +31,16 @@ use artifex_core::{Configurable, Module};
 use artifex_models::CustomVAE;
 use clap::Parser;
 
+/// The `loss` of every training step logged in `out/metrics.jsonl`, in order.
+fn logged_train_losses(out: &Path) -> Vec<f64> {
+    let log = std::fs::read_to_string(out.join("metrics.jsonl")).expect("metrics");
+    log.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .filter(|v| v["split"] == "train")
+        .map(|v| v["loss"].as_f64().expect("loss"))
+        .collect()
+}
+
 fn out_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("artifex-example-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -118,13 +128,7 @@ fn train_vae_main_job_reduced() {
     }
     assert!(report.seconds > 0.0);
     // Training lowers the loss: first vs last logged training step.
-    let log = std::fs::read_to_string(out.join("metrics.jsonl")).expect("metrics");
-    let train: Vec<f64> = log
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
-        .filter(|v| v["split"] == "train")
-        .map(|v| v["loss"].as_f64().expect("loss"))
-        .collect();
+    let train = logged_train_losses(&out);
     assert_eq!(train.len(), 30);
     assert!(
         train[29] < 0.5 * train[0],
@@ -295,13 +299,7 @@ fn mnist_classifier_reduced_run_learns_and_reloads() {
     assert!(report.test_metrics["loss"].is_finite());
 
     // The training loss is finite at every step and falls: first vs last 10 logged steps.
-    let log = std::fs::read_to_string(out.join("metrics.jsonl")).expect("metrics");
-    let train: Vec<f64> = log
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
-        .filter(|v| v["split"] == "train")
-        .map(|v| v["loss"].as_f64().expect("loss"))
-        .collect();
+    let train = logged_train_losses(&out);
     assert_eq!(train.len(), 60);
     assert!(train.iter().all(|l| l.is_finite()), "{train:?}");
     let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;

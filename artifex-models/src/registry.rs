@@ -9,53 +9,49 @@ use crate::{
     ResidualBlock, ResidualNetwork, UNetDecoder, UNetEncoder,
 };
 
-/// The type names [`abstract_state_from_json`] knows.
-pub const MODEL_TYPES: &[&str] = &[
-    "CustomVAE",
-    "CustomGenerator",
-    "CustomDiscriminator",
-    "Gan",
-    "ResidualNetwork",
-    "ResidualBlock",
-    "DenseBlock",
-    "UNetEncoder",
-    "UNetDecoder",
-    "MyCustomGenerativeModel",
-];
+/// Declares the registry from one list of model types: [`MODEL_TYPES`] and the dispatch of
+/// [`abstract_state_from_json`] cannot drift apart.
+macro_rules! registry {
+    ($($model:ident),* $(,)?) => {
+        /// The type names [`abstract_state_from_json`] knows.
+        pub const MODEL_TYPES: &[&str] = &[$(stringify!($model)),*];
 
-/// The abstract state (paths, kinds, shapes, dtypes, bytes) of model `type_name` with the
-/// configuration `config_json` (the JSON a checkpoint stores under `config`, i.e. the
-/// serialized builder), built without allocating the model.
-///
-/// ```
-/// let json = r#"{"input_shape":[28,28,1],"latent_dim":20,
-///                "encoder_layers":[65536,65536],"decoder_layers":[65536,65536]}"#;
-/// let state = artifex_models::abstract_state_from_json("CustomVAE", json)?;
-/// assert!(state.bytes() > 34_000_000_000); // 35 GB described, nothing allocated
-/// assert_eq!(state.vars[0].path, "encoder.0.kernel");
-/// # Ok::<(), artifex_core::Error>(())
-/// ```
-pub fn abstract_state_from_json(type_name: &str, config_json: &str) -> Result<AbstractState> {
-    match type_name {
-        "CustomVAE" => trace::<CustomVAE>(type_name, config_json),
-        "CustomGenerator" => trace::<CustomGenerator>(type_name, config_json),
-        "CustomDiscriminator" => trace::<CustomDiscriminator>(type_name, config_json),
-        "Gan" => trace::<Gan>(type_name, config_json),
-        "ResidualNetwork" => trace::<ResidualNetwork>(type_name, config_json),
-        "ResidualBlock" => trace::<ResidualBlock>(type_name, config_json),
-        "DenseBlock" => trace::<DenseBlock>(type_name, config_json),
-        "UNetEncoder" => trace::<UNetEncoder>(type_name, config_json),
-        "UNetDecoder" => trace::<UNetDecoder>(type_name, config_json),
-        "MyCustomGenerativeModel" => trace::<MyCustomGenerativeModel>(type_name, config_json),
-        other => Err(Error::config(
-            other,
-            format!(
-                "unknown model type; known types: {}",
-                MODEL_TYPES.join(", ")
-            ),
-        )),
-    }
+        /// The abstract state (paths, kinds, shapes, dtypes, bytes) of model `type_name` with
+        /// the configuration `config_json` (the JSON a checkpoint stores under `config`, i.e.
+        /// the serialized builder), built without allocating the model.
+        ///
+        /// ```
+        /// let json = r#"{"input_shape":[28,28,1],"latent_dim":20,
+        ///                "encoder_layers":[65536,65536],"decoder_layers":[65536,65536]}"#;
+        /// let state = artifex_models::abstract_state_from_json("CustomVAE", json)?;
+        /// assert!(state.bytes() > 34_000_000_000); // 35 GB described, nothing allocated
+        /// assert_eq!(state.vars[0].path, "encoder.0.kernel");
+        /// # Ok::<(), artifex_core::Error>(())
+        /// ```
+        pub fn abstract_state_from_json(type_name: &str, config_json: &str) -> Result<AbstractState> {
+            match type_name {
+                $(stringify!($model) => trace::<$model>(type_name, config_json),)*
+                other => Err(Error::config(
+                    other,
+                    format!("unknown model type; known types: {}", MODEL_TYPES.join(", ")),
+                )),
+            }
+        }
+    };
 }
+
+registry!(
+    CustomVAE,
+    CustomGenerator,
+    CustomDiscriminator,
+    Gan,
+    ResidualNetwork,
+    ResidualBlock,
+    DenseBlock,
+    UNetEncoder,
+    UNetDecoder,
+    MyCustomGenerativeModel,
+);
 
 fn trace<M: Configurable>(type_name: &str, json: &str) -> Result<AbstractState> {
     let config: M::Config = serde_json::from_str(json).map_err(|e| {

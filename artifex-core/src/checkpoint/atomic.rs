@@ -94,7 +94,7 @@ fn claim_temp(path: &Path) -> std::io::Result<(PathBuf, File)> {
     loop {
         let tmp = temp_path(path);
         let file = File::options().write(true).create_new(true).open(&tmp)?;
-        file.lock()?;
+        lock_temp(&file)?;
         if still_named(&tmp, &file) {
             return Ok((tmp, file));
         }
@@ -116,18 +116,36 @@ fn still_named(tmp: &Path, file: &File) -> bool {
     }
 }
 
+#[cfg(unix)]
+fn lock_temp(file: &File) -> std::io::Result<()> {
+    file.lock()
+}
+
+/// Elsewhere file locks are mandatory (Windows): a lock would stop our own writer's second
+/// handle, so temps are not locked there and never judged abandoned (a crash leaves its temp).
+#[cfg(not(unix))]
+fn lock_temp(_file: &File) -> std::io::Result<()> {
+    Ok(())
+}
+
 #[cfg(not(unix))]
 fn still_named(tmp: &Path, _file: &File) -> bool {
     tmp.exists()
 }
 
 /// Whether the temp file at `path` is abandoned: nobody holds its lock.
+#[cfg(unix)]
 fn is_abandoned(path: &Path) -> bool {
     let Ok(file) = File::open(path) else {
         return false;
     };
     // Our probe lock is released when `file` is dropped.
     !matches!(file.try_lock(), Err(TryLockError::WouldBlock))
+}
+
+#[cfg(not(unix))]
+fn is_abandoned(_path: &Path) -> bool {
+    false
 }
 
 /// Removes the abandoned temp files of `path`. Best effort: errors are ignored.

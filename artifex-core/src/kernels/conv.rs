@@ -89,7 +89,7 @@ pub(crate) struct Axis {
 
 impl Axis {
     /// The axis with `(lo, hi)` zero padding; `None` when the padded input is shorter than the
-    /// dilated kernel, or when a size, stride or dilation is zero.
+    /// dilated kernel, when a size, stride or dilation is zero, or when a size overflows.
     pub fn new(
         input: usize,
         kernel: usize,
@@ -101,8 +101,12 @@ impl Axis {
         if input == 0 || kernel == 0 || stride == 0 || dilation == 0 || input_dilation == 0 {
             return None;
         }
-        let span = (input - 1) * input_dilation + 1 + lo + hi;
-        let k_eff = (kernel - 1) * dilation + 1;
+        let span = (input - 1)
+            .checked_mul(input_dilation)?
+            .checked_add(1)?
+            .checked_add(lo)?
+            .checked_add(hi)?;
+        let k_eff = (kernel - 1).checked_mul(dilation)?.checked_add(1)?;
         let output = span.checked_sub(k_eff)? / stride + 1;
         Some(Self {
             input,
@@ -265,7 +269,13 @@ impl Conv2dGeometry {
 
     fn check(&self, x: &[f32], kernel: &[f32], bias: Option<&[f32]>) -> candle_core::Result<()> {
         let bias_ok = bias.is_none_or(|b| b.len() == self.cout);
-        if x.len() != self.input_len() || kernel.len() != self.patch() * self.cout || !bias_ok {
+        // An empty kernel would make the row chunks below zero-sized.
+        let empty = self.cout == 0 || self.patch() == 0;
+        if empty
+            || x.len() != self.input_len()
+            || kernel.len() != self.patch() * self.cout
+            || !bias_ok
+        {
             candle_core::bail!(
                 "artifex-conv: input of {} values, kernel of {}, bias of {:?} do not fit {self:?}",
                 x.len(),

@@ -111,8 +111,13 @@ impl ConvTranspose {
 
         for i in 0..n {
             let (lo, hi) = pads[i];
-            let len = (input[i] - 1) * strides[i] + 1 + lo + hi;
-            if len < k_eff[i] {
+            // Checked: an empty axis or huge strides/pads from a config must not wrap around.
+            let len = input[i]
+                .checked_sub(1)
+                .and_then(|d| d.checked_mul(strides[i]))
+                .and_then(|d| d.checked_add(1 + lo))
+                .and_then(|d| d.checked_add(hi));
+            if len.is_none_or(|len| len < k_eff[i]) {
                 return Err(self.path.shape_error(
                     "ConvTranspose",
                     format!(

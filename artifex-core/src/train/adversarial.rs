@@ -7,11 +7,11 @@ use std::path::PathBuf;
 
 use candle_core::Tensor;
 
-use super::engine::{Engine, StepTask};
+use super::engine::{gradients, Engine, StepTask};
 use super::metrics::{ensure_finite, host_scalars};
 use super::{CheckpointDir, History, LossOutput, Scalars, StopHandle, TrainerConfig};
 use crate::data::DataLoader;
-use crate::optim::{clip_grad_norm, global_norm, Optimizer};
+use crate::optim::Optimizer;
 use crate::{Error, Module, Result};
 
 /// Trains a two-player model: each step updates the discriminator on a real batch with its
@@ -60,24 +60,6 @@ where
         }
         self.d_opt.load_state(&state)
     }
-}
-
-/// Backpropagates `loss`, clips or measures the gradient over `opt`'s parameters, and records
-/// the norm as `norm_name`.
-fn gradients<O: Optimizer>(
-    loss: &Tensor,
-    opt: &O,
-    clip: Option<f64>,
-    norm_name: &str,
-    host: &mut Scalars,
-) -> Result<candle_core::backprop::GradStore> {
-    let mut grads = loss.backward()?;
-    let norm = match clip {
-        Some(max_norm) => clip_grad_norm(&mut grads, opt.params(), max_norm)?,
-        None => global_norm(&grads, opt.params())?,
-    };
-    host.insert(norm_name.into(), norm);
-    Ok(grads)
 }
 
 impl<M, D, G, DL, GL> StepTask for Adversarial<M, D, G, DL, GL>

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 
 use super::history::{History, Record, StopReason};
@@ -14,6 +15,7 @@ use super::stop::{SignalWatch, StopHandle};
 use super::{CheckpointDir, MetricsLogger, Scalars, TrainerConfig, MODEL_FILE};
 use crate::checkpoint::{LoadOptions, SaveOptions};
 use crate::data::{DataLoader, LoaderState};
+use crate::optim::{clip_grad_norm, global_norm, Optimizer};
 use crate::{CheckpointError, Mode, Module, Result, StateKind, TrainError};
 
 /// The file of per-step metrics in a run directory.
@@ -307,6 +309,24 @@ fn describe(reason: StopReason) -> String {
         StopReason::Signal(15) => "terminated (SIGTERM)".into(),
         StopReason::Signal(n) => format!("stopped by signal {n}"),
     }
+}
+
+/// Backpropagates `loss`, clips (to `clip`) or measures the global norm of the gradient over
+/// `opt`'s parameters, and records that norm in `host` as `norm_name`.
+pub(crate) fn gradients<O: Optimizer>(
+    loss: &Tensor,
+    opt: &O,
+    clip: Option<f64>,
+    norm_name: &str,
+    host: &mut Scalars,
+) -> Result<GradStore> {
+    let mut grads = loss.backward()?;
+    let norm = match clip {
+        Some(max_norm) => clip_grad_norm(&mut grads, opt.params(), max_norm)?,
+        None => global_norm(&grads, opt.params())?,
+    };
+    host.insert(norm_name.into(), norm);
+    Ok(grads)
 }
 
 /// The number of examples in a batch (the first tensor's leading axis).

@@ -59,9 +59,9 @@ pub use run_lock::{RunLock, LOCK_FILE};
 pub use stop::StopHandle;
 
 use crate::data::DataLoader;
-use crate::optim::{clip_grad_norm, global_norm, Optimizer};
+use crate::optim::Optimizer;
 use crate::{Module, Result};
-use engine::{Engine, StepTask};
+use engine::{gradients, Engine, StepTask};
 use metrics::{ensure_finite, host_scalars};
 
 /// Trains a model with an optimizer and a loss closure `(model, batch) -> (loss, metrics)`.
@@ -98,13 +98,13 @@ where
     fn train_step(&mut self, batch: &[Tensor], step: u64) -> Result<Scalars> {
         let (loss, metrics) = (self.loss_fn)(&self.model, batch)?;
         let mut host = host_scalars("loss", &loss, &metrics)?;
-        let mut grads = loss.backward()?;
-        let params = self.optimizer.params();
-        let norm = match self.clip_grad_norm {
-            Some(max_norm) => clip_grad_norm(&mut grads, params, max_norm)?,
-            None => global_norm(&grads, params)?,
-        };
-        host.insert("grad_norm".into(), norm);
+        let grads = gradients(
+            &loss,
+            &self.optimizer,
+            self.clip_grad_norm,
+            "grad_norm",
+            &mut host,
+        )?;
         ensure_finite(step, &host)?;
         let lr = self.optimizer.learning_rate();
         self.optimizer.step(&grads)?;
