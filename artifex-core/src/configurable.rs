@@ -87,3 +87,22 @@ fn config_of<C: DeserializeOwned>(file: &CheckpointFile) -> Result<C> {
     Ok(serde_json::from_str(json)
         .map_err(|e| entry(format!("config does not fit this model: {e}")))?)
 }
+
+/// Serde for candle's `DType` (which has none) as its name (`"f32"`, `"bf16"`): `#[module(serde)]`
+/// uses it for `DType` configs.
+pub mod dtype_serde {
+    use candle_core::DType;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the dtype's name.
+    pub fn serialize<S: Serializer>(dtype: &DType, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(dtype.as_str())
+    }
+
+    /// Reads a dtype name; an unknown name is an error naming it.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DType, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse()
+            .map_err(|_| serde::de::Error::custom(format!("unknown dtype `{name}`")))
+    }
+}

@@ -77,3 +77,9 @@ impl Layer for Dropout {
         Dropout::forward_t(self, x, train)
     }
 }
+
+/// An artifex error as a candle error (candle errors unwrapped), for candle's `Module` /
+/// `ModuleT` impls that `#[layer]` writes.
+pub fn into_candle_error(e: crate::Error) -> candle_core::Error {
+    crate::layers::to_candle(e)
+}

@@ -142,20 +142,20 @@ mod summary;
 pub mod train;
 pub mod typed;
 
-pub use artifex_macros::{module, Module};
+pub use artifex_macros::{layer, module, Module};
 pub use candle_core;
 pub use candle_nn;
 pub use serde;
 
 pub use abstract_state::{AbstractState, AbstractVar};
-pub use configurable::{read_config, Configurable};
+pub use configurable::{dtype_serde, read_config, Configurable};
 pub use construction::{check_shape, checked_product, Limits};
 pub use device::device_from_name;
 pub use error::{CheckpointError, DataError, Error, Result, TrainError};
 pub use error_chain::ErrorChain;
 pub use generative::{GenerativeModel, ModelOutput};
 pub use init::{Init, Initializer};
-pub use layer::{boxed, BoxedLayer, Layer};
+pub use layer::{boxed, into_candle_error, BoxedLayer, Layer};
 pub use module::{AutoField, Module, Regularizer};
 pub use path::{ModulePath, StatePath};
 pub use rng::{RngKey, RngStream, Rngs, KEY_WORDS};

@@ -44,11 +44,14 @@ pub enum FieldRole {
     Init(Expr),
     /// `#[config]`.
     Config(ConfigArgs),
+    /// `#[from_config]`: a submodule built by `Configurable::from_config` from a constructor
+    /// argument of the same name (its config).
+    FromConfig,
     /// No attribute: `Mode`, `ModulePath`.
     Auto,
 }
 
-const ROLE_NAMES: [&str; 5] = ["param", "batch_stat", "rng", "init", "config"];
+const ROLE_NAMES: [&str; 6] = ["param", "batch_stat", "rng", "init", "config", "from_config"];
 
 /// True for attributes this crate owns.
 pub fn is_role_attr(attr: &Attribute) -> bool {
@@ -62,7 +65,7 @@ pub fn field_role(attrs: &[Attribute]) -> syn::Result<FieldRole> {
         if let Some((_, first)) = &found {
             let mut err = syn::Error::new_spanned(
                 attr,
-                "a field takes one of #[param], #[batch_stat], #[rng], #[init] or #[config]",
+                "a field takes one of #[param], #[batch_stat], #[rng], #[init], #[from_config] or #[config]",
             );
             err.combine(syn::Error::new_spanned(first, "first role given here"));
             return Err(err);
@@ -98,8 +101,23 @@ fn parse_role(attr: &Attribute) -> syn::Result<FieldRole> {
         })?;
         return Ok(FieldRole::Init(expr));
     }
+    if path.is_ident("from_config") {
+        return match &attr.meta {
+            Meta::Path(_) => Ok(FieldRole::FromConfig),
+            _ => Err(syn::Error::new_spanned(
+                attr,
+                "#[from_config] takes no arguments: the constructor argument of the same name is the field's config",
+            )),
+        };
+    }
     if path.is_ident("rng") {
-        return Ok(FieldRole::Rng(RngArgs::from_meta(&attr.meta)?));
+        return match &attr.meta {
+            Meta::List(_) => Ok(FieldRole::Rng(RngArgs::from_meta(&attr.meta)?)),
+            _ => Err(syn::Error::new_spanned(
+                attr,
+                "#[rng] needs the stream to fork, e.g. #[rng(stream = \"dropout\")]",
+            )),
+        };
     }
     let args = match &attr.meta {
         Meta::List(_) => VariableArgs::from_meta(&attr.meta)?,

@@ -7,25 +7,33 @@ use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Member};
 
 use crate::attrs::{field_role, FieldRole};
+use crate::ctxt::Ctxt;
+use crate::options::{self, mentions_any};
 
-pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
+/// Expands the derive; on errors, the errors (all of them) and an empty `Module` impl, so
+/// that uses of the type report nothing more.
+pub fn expand(input: &DeriveInput) -> TokenStream {
+    let mut cx = Ctxt::default();
+    let opts = options::derive_attrs(&input.attrs, &mut cx);
+    let krate = opts.krate();
     let fields = match &input.data {
-        Data::Struct(s) => &s.fields,
+        Data::Struct(s) => Some(&s.fields),
         Data::Enum(e) => {
-            return Err(syn::Error::new(
+            cx.push(syn::Error::new(
                 e.enum_token.span,
                 "#[derive(Module)] supports structs only: an enum has no fixed state tree; \
                  put each variant's layers in a struct field (use Option<_> for optional ones)",
-            ))
+            ));
+            None
         }
         Data::Union(u) => {
-            return Err(syn::Error::new(
+            cx.push(syn::Error::new(
                 u.union_token.span,
                 "#[derive(Module)] supports structs only, not unions",
-            ))
+            ));
+            None
         }
     };
-    let krate = quote!(::artifex_core);
     let type_params: Vec<_> = input
         .generics
         .type_params()
@@ -38,31 +46,29 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     let mut bounds = Vec::new();
 
     // `Fields::members` names every field (`a` or `0`), whatever the struct's kind.
-    let members = fields.members().zip(fields.iter()).map(|(member, field)| {
-        let name = match &member {
-            Member::Named(ident) => ident.unraw().to_string(),
-            Member::Unnamed(index) => index.index.to_string(),
-        };
-        (member, name, field)
+    let members = fields.into_iter().flat_map(|fields| {
+        fields.members().zip(fields.iter()).map(|(member, field)| {
+            let name = match &member {
+                Member::Named(ident) => ident.unraw().to_string(),
+                Member::Unnamed(index) => index.index.to_string(),
+            };
+            (member, name, field)
+        })
     });
 
     for (member, name, field) in members {
-        match field_role(&field.attrs)? {
-            FieldRole::Config(_) => continue,
-            FieldRole::Auto => {}
-            FieldRole::Param(_, attr) | FieldRole::BatchStat(_, attr) => {
-                return Err(module_only(&attr));
+        match cx.ok(field_role(&field.attrs)) {
+            None | Some(FieldRole::Config(_)) => continue,
+            Some(FieldRole::Auto) => {}
+            Some(FieldRole::Param(_, attr) | FieldRole::BatchStat(_, attr)) => {
+                cx.push(module_only(&attr));
+                continue;
             }
-            FieldRole::Rng(_) | FieldRole::Init(_) => {
-                return Err(
-                    match field.attrs.iter().find(|a| crate::attrs::is_role_attr(a)) {
-                        Some(attr) => module_only(attr),
-                        None => syn::Error::new_spanned(
-                            field,
-                            "this field needs #[module] on the struct",
-                        ),
-                    },
-                );
+            Some(_) => {
+                if let Some(attr) = field.attrs.iter().find(|a| crate::attrs::is_role_attr(a)) {
+                    cx.push(module_only(attr));
+                }
+                continue;
             }
         }
         let ty = &field.ty;
@@ -85,25 +91,43 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         }
     }
 
+    let name = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let mut predicates: Vec<TokenStream> = where_clause
+        .map(|w| w.predicates.iter().map(ToTokens::to_token_stream).collect())
+        .unwrap_or_default();
+    if cx.failed() {
+        let errors = cx.into_compile_errors();
+        let where_tokens = where_of(&predicates);
+        return quote! {
+            #errors
+            // Stand-in so that uses of the type report nothing more than the errors above.
+            #[automatically_derived]
+            impl #impl_generics #krate::Module for #name #ty_generics #where_tokens {
+                fn visit_state<'__artifex>(
+                    &'__artifex self,
+                    _: &mut #krate::StatePath,
+                    _: &mut #krate::StateVisitor<'_, '__artifex>,
+                ) {
+                }
+                fn set_training(&mut self, _: bool) {}
+            }
+        };
+    }
+    match &opts.bound {
+        Some(declared) => predicates.extend(declared.iter().map(ToTokens::to_token_stream)),
+        None => predicates.extend(bounds),
+    }
+    let where_tokens = where_of(&predicates);
+
     let is_regularizer = input.attrs.iter().any(|a| a.path().is_ident("regularizer"));
     let self_reg = if is_regularizer {
         quote!(__f(self);)
     } else {
         quote!()
     };
-    let name = &input.ident;
-    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
-    let mut predicates: Vec<TokenStream> = where_clause
-        .map(|w| w.predicates.iter().map(ToTokens::to_token_stream).collect())
-        .unwrap_or_default();
-    predicates.extend(bounds);
-    let where_tokens = if predicates.is_empty() {
-        quote!()
-    } else {
-        quote!(where #(#predicates),*)
-    };
 
-    Ok(quote! {
+    quote! {
         #[automatically_derived]
         impl #impl_generics #krate::Module for #name #ty_generics #where_tokens {
             fn visit_state<'__artifex>(
@@ -134,7 +158,16 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                 #(#regs)*
             }
         }
-    })
+    }
+}
+
+/// `where a, b` or nothing.
+pub fn where_of(predicates: &[TokenStream]) -> TokenStream {
+    if predicates.is_empty() {
+        quote!()
+    } else {
+        quote!(where #(#predicates),*)
+    }
 }
 
 fn module_only(attr: &syn::Attribute) -> syn::Error {
@@ -143,21 +176,4 @@ fn module_only(attr: &syn::Attribute) -> syn::Error {
         "this attribute describes how to build the field and needs #[module] on the struct \
          (instead of, or before, #[derive(Module)])",
     )
-}
-
-/// True if `ty` mentions one of the struct's type parameters (those fields get a where bound).
-fn mentions_any(ty: &syn::Type, params: &[syn::Ident]) -> bool {
-    if params.is_empty() {
-        return false;
-    }
-    ty.to_token_stream().into_iter().any(|tt| {
-        fn walk(tt: proc_macro2::TokenTree, params: &[syn::Ident]) -> bool {
-            match tt {
-                proc_macro2::TokenTree::Ident(id) => params.contains(&id),
-                proc_macro2::TokenTree::Group(g) => g.stream().into_iter().any(|t| walk(t, params)),
-                _ => false,
-            }
-        }
-        walk(tt, params)
-    })
 }

@@ -6,19 +6,27 @@
 //!   `new(required configs..., rngs)`, params drawn from the `params` stream in field order.
 
 mod attrs;
+mod ctxt;
 mod derive_module;
+mod layer_attr;
 mod module_attr;
+mod options;
 
 use proc_macro::TokenStream;
-use syn::{parse_macro_input, DeriveInput, ItemStruct};
+use syn::{parse_macro_input, DeriveInput, ItemImpl, ItemStruct};
 
 /// Derives `artifex_core::Module` for a struct (see the `artifex_core` docs).
-#[proc_macro_derive(Module, attributes(config, param, batch_stat, rng, init, regularizer))]
+///
+/// `#[artifex(crate = path)]` names a re-export of `artifex_core` for the generated code;
+/// `#[artifex(bound = "T: Trait")]` replaces the inferred where-clauses (`FieldType: Module`
+/// for each field that mentions a type parameter).
+#[proc_macro_derive(
+    Module,
+    attributes(config, param, batch_stat, rng, init, from_config, regularizer, artifex)
+)]
 pub fn derive_module(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
-    derive_module::expand(&input)
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    derive_module::expand(&input).into()
 }
 
 /// Declares a layer: derives `Module` and generates its builder and `new` constructor from
@@ -26,11 +34,26 @@ pub fn derive_module(input: TokenStream) -> TokenStream {
 /// module's own `RngStream`; draw call-time noise from it with
 /// `self.rngs.next_key().normal(shape, dtype, device)` (example in the `artifex_core` crate
 /// docs, "Noise from a module's own stream").
+///
+/// Options: `#[module(serde)]` (the builder is a serializable config and the struct
+/// implements `Configurable`), `#[module(crate = path)]` (a re-export of `artifex_core`),
+/// `#[module(bound = "T: Trait")]` (replaces the inferred where-clauses of a generic struct).
 #[proc_macro_attribute]
 pub fn module(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = proc_macro2::TokenStream::from(args);
     let item = parse_macro_input!(item as ItemStruct);
-    module_attr::expand(args, item)
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    module_attr::expand(args, item).into()
+}
+
+/// On an inherent impl: its forward method (marked `#[forward]`, else the one named
+/// `forward_t`, else `forward`) also implements `artifex_core::Layer` and candle's
+/// `Module` (`fn forward(&self, x: &Tensor)`) or `ModuleT` (with `train: Option<bool>`), so
+/// the forward is written once and the layer fits in a `Vec<BoxedLayer>`. Other arguments
+/// get their value for those impls from the marker: `#[forward(mask = None)]`.
+/// `#[layer(crate = path)]` names a re-export of `artifex_core`.
+#[proc_macro_attribute]
+pub fn layer(args: TokenStream, item: TokenStream) -> TokenStream {
+    let args = proc_macro2::TokenStream::from(args);
+    let item = parse_macro_input!(item as ItemImpl);
+    layer_attr::expand(args, item).into()
 }

@@ -1,12 +1,19 @@
 //! `#[module]`: derives `Module` and writes the builder and constructor from field attributes.
+//!
+//! Every attribute error of the struct is reported at once; when there is any, the struct is
+//! still emitted (our attributes stripped) with a stand-in `Module` impl and the constructor
+//! signatures, so that its uses add no errors of their own.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
-use syn::{Expr, Fields, Ident, ItemStruct, LitStr, Token, Type};
+use syn::{Attribute, Expr, Fields, GenericParam, Ident, ItemStruct, LitStr, Token, Type};
 
 use crate::attrs::{field_role, is_role_attr, FieldRole, VariableArgs};
+use crate::ctxt::Ctxt;
+use crate::derive_module::where_of;
+use crate::options::{self, mentions_any};
 
 /// `#[check(condition, "message {config}", args...)]` on the struct.
 struct Check {
@@ -35,155 +42,220 @@ impl Parse for Check {
     }
 }
 
+/// One configuration value: a builder field (and, when required, an argument of `new`).
 struct Config<'a> {
     ident: &'a Ident,
-    ty: &'a Type,
+    /// The builder field's type (for `#[from_config]`: the submodule's `Config`).
+    ty: TokenStream,
+    /// The struct field's type.
+    field_ty: &'a Type,
     default: Option<Expr>,
     computed: Option<Expr>,
+    /// `#[from_config]`: the field is the module built from this config.
+    sub: bool,
+    doc: String,
 }
 
-pub fn expand(args: TokenStream, mut item: ItemStruct) -> syn::Result<TokenStream> {
-    let serde = if args.is_empty() {
-        false
-    } else {
-        let ident: Ident = syn::parse2(args.clone()).map_err(|_| bad_args(&args))?;
-        if ident != "serde" {
-            return Err(bad_args(&args));
-        }
-        true
-    };
-    if !item.generics.params.is_empty() {
-        return Err(syn::Error::new(
-            item.generics.span(),
-            "#[module] does not support generic structs; use #[derive(Module)] and write the constructor",
-        ));
+impl Config<'_> {
+    fn required(&self) -> bool {
+        self.default.is_none() && self.computed.is_none()
     }
-    let fields = item.fields.clone();
-    let Fields::Named(named) = &fields else {
-        return Err(syn::Error::new(
-            item.ident.span(),
-            "#[module] needs a struct with named fields",
-        ));
-    };
+}
+
+/// The generated code; never fails (errors are part of the output).
+pub fn expand(args: TokenStream, mut item: ItemStruct) -> TokenStream {
+    let mut cx = Ctxt::default();
+    let opts = options::module_args(args, &mut cx);
+    let krate = opts.krate();
 
     let mut checks = Vec::new();
     let mut kept_attrs = Vec::new();
     for attr in item.attrs.drain(..) {
         if attr.path().is_ident("check") {
-            checks.push(attr.parse_args::<Check>()?);
+            let parsed = attr.parse_args::<Check>().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    format!("{e}: #[check] takes a condition and a message, e.g. #[check(rate < 1.0, \"rate must be below 1, got {{rate}}\")]"),
+                )
+            });
+            checks.extend(cx.ok(parsed));
         } else {
             kept_attrs.push(attr);
         }
     }
     item.attrs = kept_attrs;
+    for param in &item.generics.params {
+        if let GenericParam::Lifetime(l) = param {
+            cx.push(syn::Error::new_spanned(
+                l,
+                "#[module] structs own their state: lifetime parameters are not supported",
+            ));
+        }
+    }
+    let type_params: Vec<Ident> = item
+        .generics
+        .type_params()
+        .map(|p| p.ident.clone())
+        .collect();
 
+    let fields = item.fields.clone();
+    let named: Vec<&syn::Field> = match &fields {
+        Fields::Named(named) => named.named.iter().collect(),
+        _ => {
+            cx.push(syn::Error::new(
+                item.ident.span(),
+                "#[module] needs a struct with named fields",
+            ));
+            Vec::new()
+        }
+    };
     let roles: Vec<(&syn::Field, FieldRole)> = named
-        .named
         .iter()
-        .map(|f| field_role(&f.attrs).map(|r| (f, r)))
-        .collect::<syn::Result<_>>()?;
+        .filter_map(|f| cx.ok(field_role(&f.attrs)).map(|r| (*f, r)))
+        .collect();
     let config_names: Vec<&Ident> = roles
         .iter()
         .filter(|(_, r)| matches!(r, FieldRole::Config(_)))
         .filter_map(|(f, _)| f.ident.as_ref())
         .collect();
 
-    let krate = quote!(::artifex_core);
     let name = &item.ident;
+    let type_name = name.to_string();
     let vis = &item.vis;
     let builder = format_ident!("{}Builder", name);
     let mut configs = Vec::new();
     let mut field_inits = Vec::new();
     let mut field_names = Vec::new();
+    let mut inferred = Vec::new();
 
     for (field, role) in &roles {
         let Some(ident) = field.ident.as_ref() else {
-            return Err(syn::Error::new_spanned(
-                field,
-                "#[module] needs named fields",
-            ));
+            continue;
         };
         let ty = &field.ty;
         field_names.push(ident);
-        match role {
-            FieldRole::Config(args) => configs.push(Config {
-                ident,
-                ty,
-                default: args.default.clone(),
-                computed: args.computed.clone(),
-            }),
-            FieldRole::Param(args, attr) => {
-                let value = variable_init(
-                    args,
-                    attr,
-                    quote!(#krate::Param),
-                    &config_names,
-                    name,
+        let init = match role {
+            FieldRole::Config(args) => {
+                configs.push(Config {
                     ident,
-                )?;
-                field_inits.push(quote! { let #ident: #ty = #value; });
+                    ty: ty.to_token_stream(),
+                    field_ty: ty,
+                    default: args.default.clone(),
+                    computed: args.computed.clone(),
+                    sub: false,
+                    doc: doc_of(&field.attrs),
+                });
+                continue;
             }
-            FieldRole::BatchStat(args, attr) => {
-                let value = variable_init(
-                    args,
-                    attr,
-                    quote!(#krate::BatchStat),
-                    &config_names,
-                    name,
+            FieldRole::FromConfig => {
+                let span = ty.span();
+                if mentions_any(ty, &type_params) {
+                    inferred.push(quote_spanned!(span=> #ty: #krate::Configurable));
+                }
+                configs.push(Config {
                     ident,
-                )?;
-                field_inits.push(quote! { let #ident: #ty = #value; });
+                    ty: quote_spanned!(span=> <#ty as #krate::Configurable>::Config),
+                    field_ty: ty,
+                    default: None,
+                    computed: None,
+                    sub: true,
+                    doc: doc_of(&field.attrs),
+                });
+                quote_spanned!(span=> <#ty as #krate::Configurable>::from_config(#ident, rngs)?)
+            }
+            FieldRole::Param(args, attr) | FieldRole::BatchStat(args, attr) => {
+                let kind = if attr.path().is_ident("param") {
+                    quote!(#krate::Param)
+                } else {
+                    quote!(#krate::BatchStat)
+                };
+                let made = variable_init(args, attr, kind, &krate, &config_names, name, ident);
+                match cx.ok(made) {
+                    Some(value) => value,
+                    None => continue,
+                }
             }
             FieldRole::Rng(args) => {
                 let stream = &args.stream;
-                field_inits.push(quote! { let #ident: #ty = rngs.fork(#stream)?; });
+                quote!(rngs.fork(#stream)?)
             }
-            FieldRole::Init(expr) => field_inits.push(quote! { let #ident: #ty = #expr; }),
+            FieldRole::Init(expr) => quote!(#expr),
             FieldRole::Auto => {
-                let auto = quote::quote_spanned!(ty.span()=> <#ty as #krate::AutoField>::auto());
-                field_inits.push(quote! { let #ident: #ty = #auto; });
+                quote_spanned!(ty.span()=> <#ty as #krate::AutoField>::auto())
             }
-        }
+        };
+        field_inits.push(quote! { let #ident: #ty = #init; });
     }
 
-    // Strip the attributes only #[module] understands; `config` stays for the derive.
+    let failed = cx.failed();
+    // Strip the attributes only #[module] understands; `config` stays for the derive
+    // (unless the derive is replaced by a stand-in because of errors).
     if let Fields::Named(named) = &mut item.fields {
         for field in named.named.iter_mut() {
             field
                 .attrs
-                .retain(|a| !is_role_attr(a) || a.path().is_ident("config"));
+                .retain(|a| !is_role_attr(a) || (!failed && a.path().is_ident("config")));
         }
     }
+    if failed {
+        item.attrs.retain(|a| !a.path().is_ident("regularizer"));
+    }
 
-    let required: Vec<&Config> = configs
-        .iter()
-        .filter(|c| c.default.is_none() && c.computed.is_none())
-        .collect();
+    let (impl_generics, ty_generics, where_clause) = item.generics.split_for_impl();
+    let mut predicates: Vec<TokenStream> = where_clause
+        .map(|w| w.predicates.iter().map(ToTokens::to_token_stream).collect())
+        .unwrap_or_default();
+    match &opts.bound {
+        Some(declared) => predicates.extend(declared.iter().map(ToTokens::to_token_stream)),
+        None => predicates.extend(inferred),
+    }
+    let where_tokens = where_of(&predicates);
+    let generic = !type_params.is_empty();
+
+    let required: Vec<&Config> = configs.iter().filter(|c| c.required()).collect();
     let defaulted: Vec<&Config> = configs.iter().filter(|c| c.default.is_some()).collect();
     let computed: Vec<&Config> = configs.iter().filter(|c| c.computed.is_some()).collect();
+    let stored: Vec<&Config> = required.iter().chain(&defaulted).copied().collect();
 
-    let builder_fields = required.iter().chain(&defaulted).map(|c| {
-        let (i, t) = (c.ident, c.ty);
-        if serde && c.default.is_some() {
-            let default_fn = format!("{builder}::__default_{i}");
-            quote!(#[serde(default = #default_fn)] #i: #t)
-        } else {
-            quote!(#i: #t)
+    let marker_ty = quote!(::core::marker::PhantomData<fn() -> (#(#type_params,)*)>);
+    let turbofish = ty_generics.as_turbofish().to_token_stream().to_string();
+    let builder_fields = stored.iter().map(|c| {
+        let (i, t) = (c.ident, &c.ty);
+        let mut attrs = Vec::new();
+        if opts.serde && c.default.is_some() {
+            let default_fn = format!("{builder}{turbofish}::__default_{i}");
+            attrs.push(quote!(#[serde(default = #default_fn)]));
         }
+        if opts.serde && is_dtype(c.field_ty) && !c.sub {
+            let with = format!("{krate}::dtype_serde");
+            attrs.push(quote!(#[serde(with = #with)]));
+        }
+        quote!(#(#attrs)* #i: #t)
     });
-    let default_fns = defaulted.iter().filter(|_| serde).map(|c| {
-        let (i, t, d) = (c.ident, c.ty, c.default.as_ref());
+    let marker_field = if generic {
+        let skip = if opts.serde { quote!(#[serde(skip)]) } else { quote!() };
+        quote!(#skip __marker: #marker_ty,)
+    } else {
+        quote!()
+    };
+    let marker_init = if generic {
+        quote!(__marker: ::core::marker::PhantomData,)
+    } else {
+        quote!()
+    };
+    let default_fns = defaulted.iter().filter(|_| opts.serde).map(|c| {
+        let (i, t, d) = (c.ident, &c.ty, c.default.as_ref());
         let name = format_ident!("__default_{}", i);
         quote! {
             #[doc(hidden)]
             pub fn #name() -> #t { #d }
         }
     });
-    let builder_names: Vec<&Ident> = required.iter().chain(&defaulted).map(|c| c.ident).collect();
+    let builder_names: Vec<&Ident> = stored.iter().map(|c| c.ident).collect();
     let required_params: Vec<TokenStream> = required
         .iter()
         .map(|c| {
-            let (i, t) = (c.ident, c.ty);
+            let (i, t) = (c.ident, &c.ty);
             quote!(#i: #t)
         })
         .collect();
@@ -193,10 +265,11 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> syn::Result<TokenStrea
         quote!(#i: #d)
     });
     let setters = defaulted.iter().map(|c| {
-        let (i, t) = (c.ident, c.ty);
+        let (i, t) = (c.ident, &c.ty);
         let doc = format!(
-            "Sets `{i}` (default: `{}`).",
-            tokens_text(c.default.as_ref())
+            "Sets `{i}` (default: `{}`).{}",
+            tokens_text(c.default.as_ref()),
+            if c.doc.is_empty() { String::new() } else { format!(" {}", c.doc) }
         );
         quote! {
             #[doc = #doc]
@@ -208,10 +281,9 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> syn::Result<TokenStrea
         }
     });
     let computed_inits = computed.iter().map(|c| {
-        let (i, t, e) = (c.ident, c.ty, c.computed.as_ref());
+        let (i, t, e) = (c.ident, &c.ty, c.computed.as_ref());
         quote!(let #i: #t = #e;)
     });
-    let type_name = name.to_string();
     let check_stmts = checks.iter().map(|c| {
         let (cond, msg, args) = (&c.condition, &c.message, &c.args);
         quote! {
@@ -220,27 +292,36 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> syn::Result<TokenStrea
             }
         }
     });
-    let builder_doc = format!("Builder of [`{name}`]: set optional configs, then `build(rngs)`.");
-    let serde_attrs = if serde {
+    let builder_doc = format!(
+        "Builder of [`{name}`] (its configuration): set optional configs, then `build(rngs)`."
+    );
+    let serde_attrs = if opts.serde {
+        let serde_crate = format!("{krate}::serde");
+        let bound = if generic { quote!(#[serde(bound = "")]) } else { quote!() };
         quote! {
             #[derive(#krate::serde::Serialize, #krate::serde::Deserialize)]
-            #[serde(crate = "::artifex_core::serde")]
+            #[serde(crate = #serde_crate)]
+            #bound
         }
     } else {
         quote!()
     };
-    let configurable = if serde {
-        let clones = required.iter().chain(&defaulted).map(|c| {
+    let configurable = if opts.serde {
+        let clones = stored.iter().map(|c| {
             let i = c.ident;
-            quote!(#i: ::std::clone::Clone::clone(&self.#i))
+            if c.sub {
+                quote!(#i: #krate::Configurable::config(&self.#i))
+            } else {
+                quote!(#i: ::core::clone::Clone::clone(&self.#i))
+            }
         });
         quote! {
-            impl #krate::Configurable for #name {
-                type Config = #builder;
-                fn config(&self) -> #builder {
-                    #builder { #(#clones,)* }
+            impl #impl_generics #krate::Configurable for #name #ty_generics #where_tokens {
+                type Config = #builder #ty_generics;
+                fn config(&self) -> Self::Config {
+                    #builder { #(#clones,)* #marker_init }
                 }
-                fn from_config(config: #builder, rngs: &mut #krate::Rngs) -> #krate::Result<Self> {
+                fn from_config(config: Self::Config, rngs: &mut #krate::Rngs) -> #krate::Result<Self> {
                     config.build(rngs)
                 }
             }
@@ -248,65 +329,253 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> syn::Result<TokenStrea
     } else {
         quote!()
     };
-    let new_doc = format!(
-        "Builds a [`{name}`] from its required configs with defaults for the rest, drawing parameters from `rngs`."
-    );
-    let builder_fn_doc = format!("Starts a [`{builder}`] from the required configs.");
+    let clone_debug = clone_and_debug(&builder, &stored, &item, &predicates, &type_params);
+    let docs = ConstructorDocs::new(name, &builder, &required, &defaulted, generic);
+    let (new_doc, builder_fn_doc) = (&docs.new, &docs.builder);
+    let args_items = args_struct(name, vis, &builder, &required, generic);
 
-    Ok(quote! {
-        #[derive(#krate::Module)]
-        #item
-
-        #[doc = #builder_doc]
-        #[derive(Clone, Debug)]
-        #serde_attrs
-        #[must_use]
-        #vis struct #builder {
-            #(#builder_fields,)*
-        }
-
-        #configurable
-
-        impl #builder {
-            #(#setters)*
-            #(#default_fns)*
-
-            /// Checks the configuration, then builds every field in declaration order.
-            #[allow(clippy::redundant_locals, clippy::needless_question_mark)]
-            pub fn build(self, rngs: &mut #krate::Rngs) -> #krate::Result<#name> {
+    let (module_impl, build_body) = if failed {
+        let errors = cx.into_compile_errors();
+        (
+            quote! {
+                #errors
+                #item
+                // Stand-in so that uses of the type report nothing more than the errors above.
+                #[automatically_derived]
+                impl #impl_generics #krate::Module for #name #ty_generics #where_tokens {
+                    fn visit_state<'__artifex>(
+                        &'__artifex self,
+                        _: &mut #krate::StatePath,
+                        _: &mut #krate::StateVisitor<'_, '__artifex>,
+                    ) {
+                    }
+                    fn set_training(&mut self, _: bool) {}
+                }
+            },
+            quote! {
+                let _ = (self, rngs);
+                Err(#krate::Error::config(#type_name, "its #[module] attributes did not compile"))
+            },
+        )
+    } else {
+        let derive_attr = opts.derive_attr();
+        (
+            quote! {
+                #[derive(#krate::Module)]
+                #derive_attr
+                #item
+            },
+            quote! {
                 let _ = &rngs;
-                let #builder { #(#builder_names,)* } = self;
+                let #builder { #(#builder_names,)* .. } = self;
                 #(#computed_inits)*
                 #(#check_stmts)*
                 #(#field_inits)*
                 let mut __module = #name { #(#field_names,)* };
                 #krate::Module::bind_paths(&mut __module, &mut #krate::StatePath::root());
                 Ok(__module)
+            },
+        )
+    };
+
+    quote! {
+        #module_impl
+
+        #[doc = #builder_doc]
+        #serde_attrs
+        #[must_use]
+        #vis struct #builder #impl_generics #where_tokens {
+            #(#builder_fields,)*
+            #marker_field
+        }
+
+        #clone_debug
+        #configurable
+
+        impl #impl_generics #builder #ty_generics #where_tokens {
+            #(#setters)*
+            #(#default_fns)*
+
+            /// Checks the configuration, then builds every field in declaration order.
+            #[allow(clippy::redundant_locals, clippy::needless_question_mark, unreachable_code)]
+            pub fn build(self, rngs: &mut #krate::Rngs) -> #krate::Result<#name #ty_generics> {
+                #build_body
             }
         }
 
-        impl #name {
-            #[doc = #builder_fn_doc]
+        impl #impl_generics #name #ty_generics #where_tokens {
+            #(#[doc = #builder_fn_doc])*
             #[allow(clippy::too_many_arguments)]
-            #vis fn builder(#(#required_params),*) -> #builder {
-                #builder { #(#required_names,)* #(#default_inits,)* }
+            #vis fn builder(#(#required_params),*) -> #builder #ty_generics {
+                #builder { #(#required_names,)* #(#default_inits,)* #marker_init }
             }
 
-            #[doc = #new_doc]
+            #(#[doc = #new_doc])*
             #[allow(clippy::too_many_arguments)]
             #vis fn new(#(#required_params,)* rngs: &mut #krate::Rngs) -> #krate::Result<Self> {
                 Self::builder(#(#required_names),*).build(rngs)
             }
         }
-    })
+
+        #args_items
+    }
 }
 
-fn bad_args(args: &TokenStream) -> syn::Error {
-    syn::Error::new(
-        args.span(),
-        "#[module] takes no arguments, or `serde` to make its config (the builder) serializable; \
-         describe fields with #[param], #[batch_stat], #[rng], #[init] and #[config]",
-    )
+/// `Clone` and `Debug` for the builder, bounded only by what its fields need.
+fn clone_and_debug(
+    builder: &Ident,
+    stored: &[&Config],
+    item: &ItemStruct,
+    predicates: &[TokenStream],
+    type_params: &[Ident],
+) -> TokenStream {
+    let (impl_generics, ty_generics, _) = item.generics.split_for_impl();
+    let bounded = |tr: TokenStream| {
+        let mut all = predicates.to_vec();
+        for c in stored.iter().filter(|c| mentions_any(&c.ty, type_params)) {
+            let t = &c.ty;
+            all.push(quote!(#t: #tr));
+        }
+        where_of(&all)
+    };
+    let clone_where = bounded(quote!(::core::clone::Clone));
+    let debug_where = bounded(quote!(::core::fmt::Debug));
+    let names: Vec<&Ident> = stored.iter().map(|c| c.ident).collect();
+    let marker = if type_params.is_empty() {
+        quote!()
+    } else {
+        quote!(__marker: ::core::marker::PhantomData,)
+    };
+    let text = builder.to_string();
+    quote! {
+        impl #impl_generics ::core::clone::Clone for #builder #ty_generics #clone_where {
+            fn clone(&self) -> Self {
+                Self { #(#names: ::core::clone::Clone::clone(&self.#names),)* #marker }
+            }
+        }
+        impl #impl_generics ::core::fmt::Debug for #builder #ty_generics #debug_where {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(#text)
+                    #(.field(stringify!(#names), &self.#names))*
+                    .finish()
+            }
+        }
+    }
+}
+
+/// The rustdoc of `builder` and `new`: the arguments in order, with their types and docs.
+struct ConstructorDocs {
+    new: Vec<String>,
+    builder: Vec<String>,
+}
+
+impl ConstructorDocs {
+    fn new(
+        name: &Ident,
+        builder: &Ident,
+        required: &[&Config],
+        defaulted: &[&Config],
+        generic: bool,
+    ) -> Self {
+        let mut args = Vec::new();
+        for (n, c) in required.iter().enumerate() {
+            let ty = c.ty.to_string().replace(" :: ", "::").replace("< ", "<").replace(" >", ">");
+            let what = if c.sub {
+                " (the config this submodule is built from)"
+            } else {
+                ""
+            };
+            let doc = if c.doc.is_empty() { String::new() } else { format!(": {}", c.doc) };
+            args.push(format!("{}. `{}: {ty}`{what}{doc}", n + 1, c.ident));
+        }
+        let names: Vec<String> = required.iter().map(|c| c.ident.to_string()).collect();
+        let list = names.join(", ");
+        let mut optional = Vec::new();
+        for c in defaulted {
+            optional.push(format!("`{}` = `{}`", c.ident, tokens_text(c.default.as_ref())));
+        }
+        let mut new = vec![format!(
+            "Builds a [`{name}`] from its required configs, drawing parameters from `rngs`."
+        )];
+        let mut builder_doc = vec![format!(
+            "Starts a [`{builder}`] from the required configs; set optional ones, then `build(rngs)`."
+        )];
+        if !args.is_empty() {
+            for lines in [&mut new, &mut builder_doc] {
+                lines.push(String::new());
+                lines.push("Arguments, in order:".into());
+                lines.extend(args.iter().cloned());
+            }
+        }
+        new.push(String::new());
+        new.push(format!(
+            "`new({list}{}rngs)` is `builder({list}).build(rngs)`.",
+            if list.is_empty() { "" } else { ", " }
+        ));
+        if !optional.is_empty() {
+            new.push(format!("Optional configs (builder setters), with their defaults: {}.", optional.join(", ")));
+        }
+        if !generic && !required.is_empty() {
+            let args_name = format!("{name}Args");
+            new.push(format!(
+                "To name the arguments at the call site: `{name}::from_args({args_name} {{ {} }}).build(rngs)`.",
+                names.iter().map(|n| format!("{n}: ..")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Self { new, builder: builder_doc }
+    }
+}
+
+/// `NameArgs`, the required configs as a struct literal with named fields, and
+/// `Name::from_args` (non-generic structs with at least one required config).
+fn args_struct(name: &Ident, vis: &syn::Visibility, builder: &Ident, required: &[&Config], generic: bool) -> TokenStream {
+    if generic || required.is_empty() {
+        return quote!();
+    }
+    let args = format_ident!("{}Args", name);
+    let fields = required.iter().map(|c| {
+        let (i, t) = (c.ident, &c.ty);
+        let doc = if c.doc.is_empty() { format!("`{i}`.") } else { c.doc.clone() };
+        quote!(#[doc = #doc] pub #i: #t)
+    });
+    let names: Vec<&Ident> = required.iter().map(|c| c.ident).collect();
+    let doc = format!(
+        "The required configs of [`{name}`] by name, for [`{name}::from_args`]: the call site names every argument instead of relying on its position."
+    );
+    let from_doc = format!("Starts a [`{builder}`] from the required configs, named.");
+    quote! {
+        #[doc = #doc]
+        #[derive(Clone, Debug)]
+        #vis struct #args {
+            #(#fields,)*
+        }
+
+        impl #name {
+            #[doc = #from_doc]
+            #vis fn from_args(args: #args) -> #builder {
+                let #args { #(#names,)* } = args;
+                Self::builder(#(#names),*)
+            }
+        }
+    }
+}
+
+/// The `///` text of a field, joined into one line.
+fn doc_of(attrs: &[Attribute]) -> String {
+    let mut lines = Vec::new();
+    for attr in attrs.iter().filter(|a| a.path().is_ident("doc")) {
+        if let syn::Meta::NameValue(nv) = &attr.meta {
+            if let Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) = &nv.value {
+                lines.push(s.value().trim().to_string());
+            }
+        }
+    }
+    lines.join(" ").trim().to_string()
+}
+
+/// True for a `DType` field (candle's `DType` has no serde impls; the config uses ours).
+fn is_dtype(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "DType" && s.arguments.is_empty()))
 }
 
 /// The expression that creates a `#[param]` / `#[batch_stat]` field: the shape is checked for
@@ -316,6 +585,7 @@ fn variable_init(
     args: &VariableArgs,
     attr: &syn::Attribute,
     ty: TokenStream,
+    krate: &TokenStream,
     config_names: &[&Ident],
     module: &Ident,
     field: &Ident,
@@ -325,32 +595,40 @@ fn variable_init(
     } else {
         "batch_stat"
     };
-    let Some(shape) = &args.shape else {
-        return Err(syn::Error::new_spanned(
+    let shape = args.shape.as_ref().ok_or_else(|| {
+        syn::Error::new_spanned(
             attr,
             format!("#[{what}] needs `shape = [..]`, e.g. #[{what}(init = zeros, shape = [in_features, out_features])]"),
-        ));
-    };
-    let Some(init) = &args.init else {
-        return Err(syn::Error::new_spanned(
+        )
+    });
+    let init = args.init.as_ref().ok_or_else(|| {
+        syn::Error::new_spanned(
             attr,
             format!(
                 "#[{what}] needs `init = ..`, e.g. `init = lecun_normal` or `init = normal(0.02)`"
             ),
-        ));
+        )
+    });
+    let (shape, init) = match (shape, init) {
+        (Ok(s), Ok(i)) => (s, i),
+        (Err(mut a), Err(b)) => {
+            a.combine(b);
+            return Err(a);
+        }
+        (Err(e), _) | (_, Err(e)) => return Err(e),
     };
-    let init = resolve_init(init, config_names);
+    let init = resolve_init(init, krate, config_names);
     let dims = shape.elems.iter();
     let rank = shape.elems.len();
     let dtype = match &args.dtype {
         Some(d) => quote!(#d),
-        None => quote!(::artifex_core::candle_core::DType::F32),
+        None => quote!(#krate::candle_core::DType::F32),
     };
     let (module, field) = (module.to_string(), field.to_string());
     let make = quote! {{
         let __shape: [usize; #rank] = [#(#dims),*];
         let __dtype = #dtype;
-        ::artifex_core::check_shape(#module, #field, &__shape, __dtype)?;
+        #krate::check_shape(#module, #field, &__shape, __dtype)?;
         #ty::from_init(&(#init), &__shape, __dtype, rngs)?
     }};
     Ok(match &args.when {
@@ -360,11 +638,11 @@ fn variable_init(
 }
 
 /// A bare identifier that is not a config names an `artifex_core::init` function.
-fn resolve_init(init: &Expr, config_names: &[&Ident]) -> TokenStream {
+fn resolve_init(init: &Expr, krate: &TokenStream, config_names: &[&Ident]) -> TokenStream {
     if let Expr::Path(p) = init {
         if let Some(ident) = p.path.get_ident() {
             if p.qself.is_none() && !config_names.contains(&ident) {
-                return quote!(::artifex_core::init::#ident());
+                return quote!(#krate::init::#ident());
             }
         }
     }
