@@ -1,13 +1,13 @@
 //! [`Layer`]: a module with a one-tensor forward, so heterogeneous lists (`[Linear, BatchNorm,
 //! ...]`, the seed's `encoder` lists) can be `Vec<Box<dyn Layer>>` with NNX paths
 //! (`encoder.0.kernel`, `encoder.1.mean`).
+//!
+//! Implement it with `#[layer]` on the impl that holds the forward method: one declaration
+//! gives the inherent method, this trait and candle's `Module` / `ModuleT`. Every core layer
+//! does so beside its definition (`MultiHeadAttention` as self-attention without a mask).
 
 use candle_core::Tensor;
 
-use crate::layers::{
-    BatchNorm, Conv, ConvTranspose, Dropout, Embed, GroupNorm, LayerNorm, Linear,
-    MultiHeadAttention, RMSNorm, RegularizedLinear,
-};
 use crate::{Module, Result};
 
 /// A module that maps one tensor to one tensor.
@@ -30,52 +30,6 @@ pub type BoxedLayer = Box<dyn Layer>;
 /// Boxes a layer (shorthand for building `Vec<BoxedLayer>`).
 pub fn boxed<L: Layer + 'static>(layer: L) -> BoxedLayer {
     Box::new(layer)
-}
-
-/// Layers without a mode: `train` has nothing to switch.
-macro_rules! stateless_layer {
-    ($($ty:ty),+) => {$(
-        impl Layer for $ty {
-            fn forward_t(&self, x: &Tensor, _train: Option<bool>) -> Result<Tensor> {
-                <$ty>::forward(self, x)
-            }
-        }
-    )+};
-}
-
-stateless_layer!(
-    Linear,
-    LayerNorm,
-    Conv,
-    ConvTranspose,
-    GroupNorm,
-    RMSNorm,
-    Embed
-);
-
-impl Layer for RegularizedLinear {
-    fn forward_t(&self, x: &Tensor, train: Option<bool>) -> Result<Tensor> {
-        RegularizedLinear::forward_t(self, x, train)
-    }
-}
-
-/// Self-attention without a mask.
-impl Layer for MultiHeadAttention {
-    fn forward_t(&self, x: &Tensor, train: Option<bool>) -> Result<Tensor> {
-        MultiHeadAttention::forward_t(self, x, None, train)
-    }
-}
-
-impl Layer for BatchNorm {
-    fn forward_t(&self, x: &Tensor, train: Option<bool>) -> Result<Tensor> {
-        BatchNorm::forward_t(self, x, train)
-    }
-}
-
-impl Layer for Dropout {
-    fn forward_t(&self, x: &Tensor, train: Option<bool>) -> Result<Tensor> {
-        Dropout::forward_t(self, x, train)
-    }
 }
 
 /// An artifex error as a candle error (candle errors unwrapped), for candle's `Module` /

@@ -172,7 +172,7 @@ pub mod prelude {
         MultiHeadAttention, Padding, RMSNorm, RegularizedLinear,
     };
     pub use crate::{
-        boxed, module, BatchStat, BoxedLayer, Configurable, Error, GenerativeModel, Layer, Mode,
+        boxed, layer, module, BatchStat, BoxedLayer, Configurable, Error, GenerativeModel, Layer, Mode,
         ModelOutput, Module, ModulePath, Param, Result, RngStream, Rngs, StateKind,
     };
     pub use candle_core::{DType, Device, Tensor, D};

@@ -127,8 +127,9 @@ pub fn expand(input: &DeriveInput) -> TokenStream {
         quote!()
     };
 
+    // Not `#[automatically_derived]`: rustc then blames an unmet bound on the derive as a
+    // whole; without it, the note points at the field whose type needs the bound.
     quote! {
-        #[automatically_derived]
         impl #impl_generics #krate::Module for #name #ty_generics #where_tokens {
             fn visit_state<'__artifex>(
                 &'__artifex self,

@@ -31,7 +31,7 @@ fn mask_fill(dtype: DType) -> f64 {
 /// assert_eq!(y.dims(), &[2, 10, 64]);
 /// # Ok::<(), artifex_core::Error>(())
 /// ```
-#[module]
+#[module(serde)]
 #[derive(Debug)]
 #[check(hidden_size > 0, "hidden_size must be positive, got {hidden_size}")]
 #[check(num_heads > 0, "num_heads must be positive, got {num_heads}")]
@@ -68,6 +68,7 @@ pub struct MultiHeadAttention {
     path: ModulePath,
 }
 
+#[crate::layer]
 impl MultiHeadAttention {
     /// `x (batch, seq, hidden) -> (batch, seq, hidden)`, dropout in the module's mode.
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
@@ -76,6 +77,7 @@ impl MultiHeadAttention {
 
     /// As [`forward`](Self::forward); `train` overrides the dropout's mode for this call
     /// (`Some(false)` is the seed's `deterministic=True`).
+    #[forward(mask = None)]
     pub fn forward_t(
         &self,
         x: &Tensor,
@@ -161,10 +163,4 @@ pub fn causal_mask(batch: usize, len: usize, device: &Device) -> Result<Tensor> 
         .collect();
     let one = Tensor::from_vec(row, (1, len, len), device)?;
     Ok(one.broadcast_as((batch, len, len))?.contiguous()?)
-}
-
-impl candle_nn::ModuleT for MultiHeadAttention {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        MultiHeadAttention::forward_t(self, xs, None, Some(train)).map_err(super::to_candle)
-    }
 }

@@ -8,7 +8,7 @@ use crate::{module, BatchStat, Mode, ModulePath, Param, Result};
 /// Training mode normalizes with the batch statistics (biased variance `E[x²] - E[x]²`) and
 /// updates the running `mean` / `var` as `m * running + (1 - m) * batch`; eval mode uses the
 /// running averages. The running statistics are [`BatchStat`]s: saved, never optimized.
-#[module]
+#[module(serde)]
 #[derive(Debug)]
 #[check(num_features > 0, "num_features must be positive, got {num_features}")]
 #[check((0.0..=1.0).contains(&momentum), "momentum must be in [0, 1], got {momentum}")]
@@ -54,6 +54,7 @@ pub struct BatchNorm {
     path: ModulePath,
 }
 
+#[crate::layer]
 impl BatchNorm {
     /// True in training mode (batch statistics, running averages updated).
     pub fn is_training(&self) -> bool {
@@ -147,11 +148,5 @@ impl BatchNorm {
         }
         let y = batch_norm::batch_norm_eval(x2, &mean, &var, scale, bias, self.epsilon)?;
         Ok(Some(y))
-    }
-}
-
-impl candle_nn::ModuleT for BatchNorm {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        BatchNorm::forward_t(self, xs, Some(train)).map_err(super::to_candle)
     }
 }

@@ -39,7 +39,7 @@ fn conv_kernel_shape(kernel_size: &[usize], cin: usize, groups: usize, cout: usi
 ///
 /// Not supported (NNX has them): `CIRCULAR` / `REFLECT` padding, `input_dilation`, `mask`,
 /// 3-D kernels.
-#[module]
+#[module(serde)]
 #[derive(Debug)]
 #[check(in_features > 0 && out_features > 0, "in_features and out_features must be positive, got {in_features} and {out_features}")]
 #[check(matches!(kernel_size.len(), 1 | 2), "kernel_size must have 1 (1-D) or 2 (2-D) entries, got {kernel_size:?}")]
@@ -95,6 +95,7 @@ pub struct Conv {
     path: ModulePath,
 }
 
+#[crate::layer]
 impl Conv {
     /// `(*batch, spatial..., in_features) -> (*batch, spatial'..., out_features)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -182,11 +183,5 @@ impl Conv {
             axes,
             self.out_features,
         )?)
-    }
-}
-
-impl candle_nn::Module for Conv {
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        Conv::forward(self, xs).map_err(super::to_candle)
     }
 }

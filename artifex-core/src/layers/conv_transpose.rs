@@ -43,7 +43,7 @@ fn transpose_kernel_shape(kernel_size: &[usize], cin: usize, cout: usize) -> Vec
 /// assert_eq!(up.kernel.dims(), &[3, 3, 8, 4]);
 /// # Ok::<(), artifex_core::Error>(())
 /// ```
-#[module]
+#[module(serde)]
 #[derive(Debug)]
 #[check(in_features > 0 && out_features > 0, "in_features and out_features must be positive, got {in_features} and {out_features}")]
 #[check(matches!(kernel_size.len(), 1 | 2), "kernel_size must have 1 (1-D) or 2 (2-D) entries, got {kernel_size:?}")]
@@ -95,6 +95,7 @@ pub struct ConvTranspose {
     path: ModulePath,
 }
 
+#[crate::layer]
 impl ConvTranspose {
     /// `(*batch, spatial..., in_features) -> (*batch, spatial'..., out_features)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -155,11 +156,5 @@ impl ConvTranspose {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         })
-    }
-}
-
-impl candle_nn::Module for ConvTranspose {
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        ConvTranspose::forward(self, xs).map_err(super::to_candle)
     }
 }

@@ -7,7 +7,7 @@ use crate::{module, Mode, ModulePath, Result, RngStream};
 ///
 /// Holds its own stream forked from the `dropout` stream (or `default`) at construction; the
 /// stream's counter is state (`rngs.count`), so a resumed run draws the same masks.
-#[module]
+#[module(serde)]
 #[derive(Debug)]
 #[check((0.0..=1.0).contains(&rate), "dropout rate must be in [0, 1], got {rate}")]
 pub struct Dropout {
@@ -21,6 +21,7 @@ pub struct Dropout {
     path: ModulePath,
 }
 
+#[crate::layer]
 impl Dropout {
     /// Applies dropout in the module's mode.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -46,11 +47,5 @@ impl Dropout {
     /// True in training mode.
     pub fn is_training(&self) -> bool {
         self.mode.is_training()
-    }
-}
-
-impl candle_nn::ModuleT for Dropout {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        Dropout::forward_t(self, xs, Some(train)).map_err(super::to_candle)
     }
 }

@@ -21,7 +21,7 @@ use crate::{module, ModulePath, Param, Result};
 /// assert!(embed.forward(&Tensor::new(&[10u32], &Device::Cpu)?).is_err());
 /// # Ok::<(), artifex_core::Error>(())
 /// ```
-#[module]
+#[module(serde)]
 #[derive(Debug)]
 #[check(num_embeddings > 0 && features > 0, "num_embeddings and features must be positive, got {num_embeddings} and {features}")]
 pub struct Embed {
@@ -43,6 +43,7 @@ pub struct Embed {
     path: ModulePath,
 }
 
+#[crate::layer]
 impl Embed {
     /// `ids (*) -> (*, features)`.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {

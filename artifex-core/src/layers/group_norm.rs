@@ -15,7 +15,7 @@ use crate::{module, ModulePath, Param, Result};
 /// `use_fast_variance=True`; inputs with a mean much larger than their spread lose precision
 /// in both. Statistics are computed in the input's dtype, while NNX promotes half-precision
 /// inputs to f32 for them: cast f16/bf16 inputs to f32 where that matters.
-#[module]
+#[module(serde)]
 #[derive(Debug)]
 #[check(num_features > 0, "num_features must be positive, got {num_features}")]
 #[check(num_groups > 0 && num_features % num_groups == 0, "num_groups {num_groups} must divide num_features {num_features}")]
@@ -54,6 +54,7 @@ pub struct GroupNorm {
     path: ModulePath,
 }
 
+#[crate::layer]
 impl GroupNorm {
     /// Normalizes `x (batch, ..., num_features)` (rank >= 2).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -76,11 +77,5 @@ impl GroupNorm {
             y = y.broadcast_add(bias)?;
         }
         Ok(y.reshape(dims)?)
-    }
-}
-
-impl candle_nn::Module for GroupNorm {
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        GroupNorm::forward(self, xs).map_err(super::to_candle)
     }
 }

@@ -4,7 +4,7 @@ use crate::init::Init;
 use crate::{module, ModulePath, Param, Result};
 
 /// Layer normalization over the last axis (NNX `nnx.LayerNorm`, epsilon 1e-6).
-#[module]
+#[module(serde)]
 #[derive(Debug)]
 #[check(num_features > 0, "num_features must be positive, got {num_features}")]
 #[check(epsilon >= 0.0, "epsilon must be non-negative, got {epsilon}")]
@@ -39,6 +39,7 @@ pub struct LayerNorm {
     path: ModulePath,
 }
 
+#[crate::layer]
 impl LayerNorm {
     /// Normalizes each row of `x (..., num_features)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -55,11 +56,5 @@ impl LayerNorm {
             y = y.broadcast_add(bias)?;
         }
         Ok(y)
-    }
-}
-
-impl candle_nn::Module for LayerNorm {
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        LayerNorm::forward(self, xs).map_err(super::to_candle)
     }
 }

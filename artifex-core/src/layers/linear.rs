@@ -12,7 +12,7 @@ use crate::{module, ModulePath, Param, Result};
 /// assert_eq!(y.dims(), &[32, 256]);
 /// # Ok::<(), artifex_core::Error>(())
 /// ```
-#[module]
+#[module(serde)]
 #[derive(Debug)]
 #[check(in_features > 0 && out_features > 0, "in_features and out_features must be positive, got {in_features} and {out_features}")]
 pub struct Linear {
@@ -43,6 +43,7 @@ pub struct Linear {
     path: ModulePath,
 }
 
+#[crate::layer]
 impl Linear {
     /// `x (..., in_features) -> (..., out_features)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -67,11 +68,5 @@ impl Linear {
                 None => y,
             })
         })
-    }
-}
-
-impl candle_nn::Module for Linear {
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        Linear::forward(self, xs).map_err(super::to_candle)
     }
 }

@@ -14,18 +14,18 @@ mod regularized_linear;
 mod rms_norm;
 mod spatial;
 
-pub use attention::{causal_mask, MultiHeadAttention, MultiHeadAttentionBuilder};
-pub use batch_norm::{BatchNorm, BatchNormBuilder};
-pub use conv::{Conv, ConvBuilder};
-pub use conv_transpose::{ConvTranspose, ConvTransposeBuilder};
-pub use dropout::{Dropout, DropoutBuilder};
-pub use embed::{Embed, EmbedBuilder};
-pub use group_norm::{GroupNorm, GroupNormBuilder};
-pub use layer_norm::{LayerNorm, LayerNormBuilder};
-pub use linear::{Linear, LinearBuilder};
+pub use attention::{causal_mask, MultiHeadAttention, MultiHeadAttentionArgs, MultiHeadAttentionBuilder};
+pub use batch_norm::{BatchNorm, BatchNormArgs, BatchNormBuilder};
+pub use conv::{Conv, ConvArgs, ConvBuilder};
+pub use conv_transpose::{ConvTranspose, ConvTransposeArgs, ConvTransposeBuilder};
+pub use dropout::{Dropout, DropoutArgs, DropoutBuilder};
+pub use embed::{Embed, EmbedArgs, EmbedBuilder};
+pub use group_norm::{GroupNorm, GroupNormArgs, GroupNormBuilder};
+pub use layer_norm::{LayerNorm, LayerNormArgs, LayerNormBuilder};
+pub use linear::{Linear, LinearArgs, LinearBuilder};
 pub use padding::Padding;
-pub use regularized_linear::{RegularizedLinear, RegularizedLinearBuilder};
-pub use rms_norm::{RMSNorm, RMSNormBuilder};
+pub use regularized_linear::{RegularizedLinear, RegularizedLinearArgs, RegularizedLinearBuilder};
+pub use rms_norm::{RMSNorm, RMSNormArgs, RMSNormBuilder};
 
 /// Applies `f` to `x` flattened to `(rows, features)` and restores the leading dimensions,
 /// with `out_features` as the new last dimension.

@@ -35,7 +35,7 @@ fn l2_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
 /// assert_eq!(layer.regularization_loss()?.dims(), &[] as &[usize]);
 /// # Ok::<(), artifex_core::Error>(())
 /// ```
-#[module]
+#[module(serde)]
 #[derive(Debug)]
 #[check(in_features > 0 && out_features > 0, "in_features and out_features must be positive, got {in_features} and {out_features}")]
 #[check((0.0..=1.0).contains(&dropout_rate), "dropout_rate must be in [0, 1], got {dropout_rate}")]
@@ -77,6 +77,7 @@ pub struct RegularizedLinear {
     path: ModulePath,
 }
 
+#[crate::layer]
 impl RegularizedLinear {
     /// `x (..., in_features) -> (..., out_features)` in the module's mode.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -156,11 +157,5 @@ impl RegularizedLinear {
 impl crate::Regularizer for RegularizedLinear {
     fn regularization_loss(&self) -> Result<Tensor> {
         RegularizedLinear::regularization_loss(self)
-    }
-}
-
-impl candle_nn::ModuleT for RegularizedLinear {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        RegularizedLinear::forward_t(self, xs, Some(train)).map_err(super::to_candle)
     }
 }

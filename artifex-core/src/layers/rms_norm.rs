@@ -9,7 +9,7 @@ use crate::{module, ModulePath, Param, Result};
 /// Exactness: the mean square involves no cancellation (NNX's `use_fast_variance` does not
 /// apply with `use_mean=False`); it is computed in the input's dtype, while NNX promotes
 /// half-precision inputs to f32 for it.
-#[module]
+#[module(serde)]
 #[derive(Debug)]
 #[check(num_features > 0, "num_features must be positive, got {num_features}")]
 #[check(epsilon >= 0.0, "epsilon must be non-negative, got {epsilon}")]
@@ -35,6 +35,7 @@ pub struct RMSNorm {
     path: ModulePath,
 }
 
+#[crate::layer]
 impl RMSNorm {
     /// Normalizes each row of `x (..., num_features)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -46,11 +47,5 @@ impl RMSNorm {
             mul = mul.broadcast_mul(scale)?;
         }
         Ok(x.broadcast_mul(&mul)?)
-    }
-}
-
-impl candle_nn::Module for RMSNorm {
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        RMSNorm::forward(self, xs).map_err(super::to_candle)
     }
 }
