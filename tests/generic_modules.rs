@@ -44,13 +44,18 @@ fn residual_over_linear_is_built_from_the_linear_config() -> Result<()> {
     let paths: Vec<String> = model.state().into_iter().map(|(p, _)| p).collect();
     assert_eq!(paths, ["inner.kernel"]);
     // The same seed draws the same kernel as a plain Linear.
-    let plain = Linear::builder(4, 4).use_bias(false).build(&mut Rngs::new(0))?;
+    let plain = Linear::builder(4, 4)
+        .use_bias(false)
+        .build(&mut Rngs::new(0))?;
     let x = input()?;
     let expected = (&x + plain.forward(&x)?)?.to_vec2::<f32>()?;
     assert_eq!(model.forward(&x)?.to_vec2::<f32>()?, expected);
     // The whole config is serializable and rebuilds the same model.
     let json = serde_json::to_string(&model.config()).expect("serialize");
-    assert!(json.contains("\"in_features\":4") && json.contains("\"dtype\":\"f32\""), "{json}");
+    assert!(
+        json.contains("\"in_features\":4") && json.contains("\"dtype\":\"f32\""),
+        "{json}"
+    );
     let config: <Residual<Linear> as Configurable>::Config =
         serde_json::from_str(&json).expect("deserialize");
     let again = Residual::<Linear>::from_config(config, &mut Rngs::new(0))?;
@@ -68,7 +73,12 @@ fn a_generic_layer_lives_in_a_boxed_layer_list_and_follows_train_and_eval() -> R
     let paths: Vec<String> = layers.state().into_iter().map(|(p, _)| p).collect();
     assert_eq!(
         paths,
-        ["0.inner.kernel", "0.inner.bias", "1.inner.rngs.count", "1.inner.rngs.key"]
+        [
+            "0.inner.kernel",
+            "0.inner.bias",
+            "1.inner.rngs.count",
+            "1.inner.rngs.key"
+        ]
     );
     let x = input()?;
     layers.eval();
@@ -107,7 +117,12 @@ fn derive_module_on_a_generic_stack_and_declared_bounds() -> Result<()> {
     let paths: Vec<String> = stack.state().into_iter().map(|(p, _)| p).collect();
     assert_eq!(
         paths,
-        ["layers.0.kernel", "layers.0.bias", "layers.1.kernel", "layers.1.bias"]
+        [
+            "layers.0.kernel",
+            "layers.0.bias",
+            "layers.1.kernel",
+            "layers.1.bias"
+        ]
     );
     let twice = Twice::<LayerNorm>::new(LayerNorm::builder(4), LayerNorm::builder(4), rngs)?;
     assert_eq!(twice.num_params(), 16);
@@ -123,7 +138,9 @@ fn constructor_arguments_can_be_named() -> Result<()> {
     })
     .use_bias(false)
     .build(&mut Rngs::new(3))?;
-    let positional = Linear::builder(4, 2).use_bias(false).build(&mut Rngs::new(3))?;
+    let positional = Linear::builder(4, 2)
+        .use_bias(false)
+        .build(&mut Rngs::new(3))?;
     assert_eq!((named.in_features, named.out_features), (4, 2));
     let x = input()?;
     assert_eq!(

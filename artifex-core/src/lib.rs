@@ -47,9 +47,17 @@
 //! - `#[config]`, `#[config(default = ..)]`, `#[config(computed = ..)]`: configuration, not
 //!   state. Required configs are the arguments of `new` / `builder`, defaulted ones get
 //!   builder setters, computed ones are derived from the others.
+//! - `#[from_config]`: a submodule built by [`Configurable::from_config`] from the constructor
+//!   argument of the same name, its config (`Residual::<Linear>::new(Linear::builder(4, 4), rngs)`).
 //! - no attribute: [`Mode`] and [`ModulePath`] fields, filled automatically.
 //! - on the struct, `#[check(condition, "message {config}")]` validates the configuration
 //!   before anything is built and returns [`Error::Config`].
+//!
+//! Options: `#[module(serde)]` (the builder is a serializable config; implements
+//! [`Configurable`]), `#[module(bound = "L: Layer")]` (where-clauses of a generic struct,
+//! inferred otherwise), `#[module(crate = path)]` (a re-export of this crate). `#[layer]` on
+//! the impl holding the forward method implements [`Layer`] and candle's `Module` / `ModuleT`
+//! from it.
 //!
 //! `#[derive(Module)]` alone gives the state tree for structs with hand-written constructors:
 //! every field not marked `#[config]` must implement [`Module`].
@@ -172,8 +180,8 @@ pub mod prelude {
         MultiHeadAttention, Padding, RMSNorm, RegularizedLinear,
     };
     pub use crate::{
-        boxed, layer, module, BatchStat, BoxedLayer, Configurable, Error, GenerativeModel, Layer, Mode,
-        ModelOutput, Module, ModulePath, Param, Result, RngStream, Rngs, StateKind,
+        boxed, layer, module, BatchStat, BoxedLayer, Configurable, Error, GenerativeModel, Layer,
+        Mode, ModelOutput, Module, ModulePath, Param, Result, RngStream, Rngs, StateKind,
     };
     pub use candle_core::{DType, Device, Tensor, D};
 }

@@ -51,7 +51,14 @@ pub enum FieldRole {
     Auto,
 }
 
-const ROLE_NAMES: [&str; 6] = ["param", "batch_stat", "rng", "init", "config", "from_config"];
+const ROLE_NAMES: [&str; 6] = [
+    "param",
+    "batch_stat",
+    "rng",
+    "init",
+    "config",
+    "from_config",
+];
 
 /// True for attributes this crate owns.
 pub fn is_role_attr(attr: &Attribute) -> bool {

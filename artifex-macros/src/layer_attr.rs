@@ -34,13 +34,17 @@ pub fn expand(args: TokenStream, mut item: ItemImpl) -> TokenStream {
         let given = match &attr.meta {
             Meta::Path(_) => Vec::new(),
             _ => cx
-                .ok(attr.parse_args_with(Punctuated::<syn::MetaNameValue, Token![,]>::parse_terminated))
+                .ok(attr
+                    .parse_args_with(Punctuated::<syn::MetaNameValue, Token![,]>::parse_terminated))
                 .map(|list| {
                     list.into_iter()
                         .filter_map(|nv| match nv.path.get_ident() {
                             Some(i) => Some((i.clone(), nv.value)),
                             None => {
-                                cx.push(syn::Error::new_spanned(&nv.path, "expected an argument name"));
+                                cx.push(syn::Error::new_spanned(
+                                    &nv.path,
+                                    "expected an argument name",
+                                ));
                                 None
                             }
                         })
@@ -62,7 +66,11 @@ pub fn expand(args: TokenStream, mut item: ItemImpl) -> TokenStream {
             _ => None,
         })
     };
-    let chosen = marked.into_iter().next().or_else(|| by_name("forward_t")).or_else(|| by_name("forward"));
+    let chosen = marked
+        .into_iter()
+        .next()
+        .or_else(|| by_name("forward_t"))
+        .or_else(|| by_name("forward"));
     let Some((method, given)) = chosen else {
         cx.push(syn::Error::new(
             item.self_ty.span(),
@@ -75,8 +83,12 @@ pub fn expand(args: TokenStream, mut item: ItemImpl) -> TokenStream {
     let mut call_args = Vec::new();
     let mut has_train = false;
     let mut inputs = method.sig.inputs.iter();
-    if !matches!(inputs.next(), Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none()) {
-        cx.push(syn::Error::new_spanned(&method.sig, "the forward method takes `&self`"));
+    if !matches!(inputs.next(), Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none())
+    {
+        cx.push(syn::Error::new_spanned(
+            &method.sig,
+            "the forward method takes `&self`",
+        ));
     }
     match inputs.next() {
         Some(FnArg::Typed(_)) => call_args.push(quote!(x)),
@@ -91,7 +103,10 @@ pub fn expand(args: TokenStream, mut item: ItemImpl) -> TokenStream {
             Pat::Ident(p) => Some(&p.ident),
             _ => None,
         };
-        if let Some(value) = name.and_then(|n| given.iter().find(|(g, _)| g == n)).map(|(_, v)| v) {
+        if let Some(value) = name
+            .and_then(|n| given.iter().find(|(g, _)| g == n))
+            .map(|(_, v)| v)
+        {
             call_args.push(quote!(#value));
         } else if is_option_bool(&pt.ty) && !has_train {
             has_train = true;
@@ -140,7 +155,11 @@ pub fn expand(args: TokenStream, mut item: ItemImpl) -> TokenStream {
             }
         }
     };
-    let unused = if has_train { quote!() } else { quote!(let _ = train;) };
+    let unused = if has_train {
+        quote!()
+    } else {
+        quote!(let _ = train;)
+    };
     quote! {
         #item
 
@@ -168,7 +187,9 @@ fn errors_and(cx: Ctxt, item: TokenStream) -> TokenStream {
 /// `Option<bool>`, written any way that ends in `Option<bool>`.
 fn is_option_bool(ty: &Type) -> bool {
     let Type::Path(p) = ty else { return false };
-    let Some(last) = p.path.segments.last() else { return false };
+    let Some(last) = p.path.segments.last() else {
+        return false;
+    };
     if last.ident != "Option" {
         return false;
     }

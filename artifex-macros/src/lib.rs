@@ -22,7 +22,16 @@ use syn::{parse_macro_input, DeriveInput, ItemImpl, ItemStruct};
 /// for each field that mentions a type parameter).
 #[proc_macro_derive(
     Module,
-    attributes(config, param, batch_stat, rng, init, from_config, regularizer, artifex)
+    attributes(
+        config,
+        param,
+        batch_stat,
+        rng,
+        init,
+        from_config,
+        regularizer,
+        artifex
+    )
 )]
 pub fn derive_module(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);

@@ -233,7 +233,11 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> TokenStream {
         quote!(#(#attrs)* #i: #t)
     });
     let marker_field = if generic {
-        let skip = if opts.serde { quote!(#[serde(skip)]) } else { quote!() };
+        let skip = if opts.serde {
+            quote!(#[serde(skip)])
+        } else {
+            quote!()
+        };
         quote!(#skip __marker: #marker_ty,)
     } else {
         quote!()
@@ -269,7 +273,11 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> TokenStream {
         let doc = format!(
             "Sets `{i}` (default: `{}`).{}",
             tokens_text(c.default.as_ref()),
-            if c.doc.is_empty() { String::new() } else { format!(" {}", c.doc) }
+            if c.doc.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", c.doc)
+            }
         );
         quote! {
             #[doc = #doc]
@@ -297,7 +305,11 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> TokenStream {
     );
     let serde_attrs = if opts.serde {
         let serde_crate = format!("{krate}::serde");
-        let bound = if generic { quote!(#[serde(bound = "")]) } else { quote!() };
+        let bound = if generic {
+            quote!(#[serde(bound = "")])
+        } else {
+            quote!()
+        };
         quote! {
             #[derive(#krate::serde::Serialize, #krate::serde::Deserialize)]
             #[serde(crate = #serde_crate)]
@@ -479,20 +491,32 @@ impl ConstructorDocs {
     ) -> Self {
         let mut args = Vec::new();
         for (n, c) in required.iter().enumerate() {
-            let ty = c.ty.to_string().replace(" :: ", "::").replace("< ", "<").replace(" >", ">");
+            let ty =
+                c.ty.to_string()
+                    .replace(" :: ", "::")
+                    .replace("< ", "<")
+                    .replace(" >", ">");
             let what = if c.sub {
                 " (the config this submodule is built from)"
             } else {
                 ""
             };
-            let doc = if c.doc.is_empty() { String::new() } else { format!(": {}", c.doc) };
+            let doc = if c.doc.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", c.doc)
+            };
             args.push(format!("{}. `{}: {ty}`{what}{doc}", n + 1, c.ident));
         }
         let names: Vec<String> = required.iter().map(|c| c.ident.to_string()).collect();
         let list = names.join(", ");
         let mut optional = Vec::new();
         for c in defaulted {
-            optional.push(format!("`{}` = `{}`", c.ident, tokens_text(c.default.as_ref())));
+            optional.push(format!(
+                "`{}` = `{}`",
+                c.ident,
+                tokens_text(c.default.as_ref())
+            ));
         }
         let mut new = vec![format!(
             "Builds a [`{name}`] from its required configs, drawing parameters from `rngs`."
@@ -513,7 +537,10 @@ impl ConstructorDocs {
             if list.is_empty() { "" } else { ", " }
         ));
         if !optional.is_empty() {
-            new.push(format!("Optional configs (builder setters), with their defaults: {}.", optional.join(", ")));
+            new.push(format!(
+                "Optional configs (builder setters), with their defaults: {}.",
+                optional.join(", ")
+            ));
         }
         if !generic && !required.is_empty() {
             let args_name = format!("{name}Args");
@@ -522,20 +549,33 @@ impl ConstructorDocs {
                 names.iter().map(|n| format!("{n}: ..")).collect::<Vec<_>>().join(", ")
             ));
         }
-        Self { new, builder: builder_doc }
+        Self {
+            new,
+            builder: builder_doc,
+        }
     }
 }
 
 /// `NameArgs`, the required configs as a struct literal with named fields, and
 /// `Name::from_args` (non-generic structs with at least one required config).
-fn args_struct(name: &Ident, vis: &syn::Visibility, builder: &Ident, required: &[&Config], generic: bool) -> TokenStream {
+fn args_struct(
+    name: &Ident,
+    vis: &syn::Visibility,
+    builder: &Ident,
+    required: &[&Config],
+    generic: bool,
+) -> TokenStream {
     if generic || required.is_empty() {
         return quote!();
     }
     let args = format_ident!("{}Args", name);
     let fields = required.iter().map(|c| {
         let (i, t) = (c.ident, &c.ty);
-        let doc = if c.doc.is_empty() { format!("`{i}`.") } else { c.doc.clone() };
+        let doc = if c.doc.is_empty() {
+            format!("`{i}`.")
+        } else {
+            c.doc.clone()
+        };
         quote!(#[doc = #doc] pub #i: #t)
     });
     let names: Vec<&Ident> = required.iter().map(|c| c.ident).collect();
@@ -565,7 +605,11 @@ fn doc_of(attrs: &[Attribute]) -> String {
     let mut lines = Vec::new();
     for attr in attrs.iter().filter(|a| a.path().is_ident("doc")) {
         if let syn::Meta::NameValue(nv) = &attr.meta {
-            if let Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) = &nv.value {
+            if let Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s),
+                ..
+            }) = &nv.value
+            {
                 lines.push(s.value().trim().to_string());
             }
         }

@@ -61,7 +61,8 @@ impl Options {
             });
         } else if meta.path.is_ident("bound") {
             let text: LitStr = meta.value()?.parse()?;
-            let parsed = text.parse_with(Punctuated::<WherePredicate, Token![,]>::parse_terminated)?;
+            let parsed =
+                text.parse_with(Punctuated::<WherePredicate, Token![,]>::parse_terminated)?;
             self.bound = Some(parsed.into_iter().collect());
         } else if serde_allowed && meta.path.is_ident("serde") {
             self.serde = true;

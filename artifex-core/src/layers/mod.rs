@@ -14,7 +14,9 @@ mod regularized_linear;
 mod rms_norm;
 mod spatial;
 
-pub use attention::{causal_mask, MultiHeadAttention, MultiHeadAttentionArgs, MultiHeadAttentionBuilder};
+pub use attention::{
+    causal_mask, MultiHeadAttention, MultiHeadAttentionArgs, MultiHeadAttentionBuilder,
+};
 pub use batch_norm::{BatchNorm, BatchNormArgs, BatchNormBuilder};
 pub use conv::{Conv, ConvArgs, ConvBuilder};
 pub use conv_transpose::{ConvTranspose, ConvTransposeArgs, ConvTransposeBuilder};

@@ -1,4 +1,6 @@
-//! A user-defined layer and model: derive, train one step, save, reload.
+//! A user-defined layer and model: derive, train one step, save, reload; a generic module
+//! built from its inner layer's config and user layers in a `Vec<BoxedLayer>` with their
+//! forward written once (`#[layer]`).
 
 use artifex_core::candle_nn::{Optimizer, SGD};
 use artifex_core::prelude::*;
@@ -17,6 +19,8 @@ pub struct Glu {
     path: ModulePath,
 }
 
+/// The forward, written once: `#[layer]` also makes it `Glu`'s `Layer` (and candle `Module`).
+#[layer]
 impl Glu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.path.expect_features("Glu", x, 2, self.din)?;
@@ -30,12 +34,27 @@ fn candle_nn_sigmoid(x: &Tensor) -> Result<Tensor> {
     Ok(artifex_core::candle_nn::ops::sigmoid(x)?)
 }
 
+/// `x + inner(x)` around any layer that is built from a config.
+#[module]
+pub struct Residual<L: Layer + Configurable> {
+    #[from_config]
+    inner: L,
+}
+
+#[layer]
+impl<L: Layer + Configurable> Residual<L> {
+    fn forward_t(&self, x: &Tensor, train: Option<bool>) -> Result<Tensor> {
+        Ok((x + self.inner.forward_t(x, train)?)?)
+    }
+}
+
 /// A model with a hand-written constructor: only `#[derive(Module)]`.
 #[derive(Module)]
 pub struct Model {
     blocks: Vec<Glu>,
     norm: BatchNorm,
     head: Linear,
+    tail: Vec<BoxedLayer>,
     #[config]
     note: String,
 }
@@ -43,9 +62,16 @@ pub struct Model {
 impl Model {
     fn new(rngs: &mut Rngs) -> Result<Self> {
         Ok(Self {
-            blocks: vec![Glu::new(4, 8, rngs)?, Glu::new(8, 8, rngs)?],
+            blocks: vec![
+                Glu::from_args(GluArgs { din: 4, dout: 8 }).build(rngs)?,
+                Glu::new(8, 8, rngs)?,
+            ],
             norm: BatchNorm::new(8, rngs)?,
             head: Linear::new(8, 1, rngs)?,
+            tail: vec![
+                boxed(Residual::<Linear>::new(Linear::builder(1, 1), rngs)?),
+                boxed(Glu::new(1, 1, rngs)?),
+            ],
             note: "user model".into(),
         })
     }
@@ -55,13 +81,20 @@ impl Model {
         for block in &self.blocks {
             h = block.forward(&h)?;
         }
-        self.head.forward(&self.norm.forward(&h)?)
+        h = self.head.forward(&self.norm.forward(&h)?)?;
+        for layer in &self.tail {
+            h = layer.forward(&h)?;
+        }
+        Ok(h)
     }
 }
 
 fn main() -> Result<()> {
     let mut model = Model::new(&mut Rngs::new(0))?;
     println!("{}", model.summary());
+    let paths: Vec<String> = model.state().into_iter().map(|(p, _)| p).collect();
+    assert!(paths.contains(&"tail.0.inner.kernel".to_string()), "{paths:?}");
+    assert!(paths.contains(&"tail.1.kernel".to_string()), "{paths:?}");
     let x = Tensor::arange(0f32, 64.0, &Device::Cpu)?.reshape((16, 4))?.affine(0.05, -1.0)?;
     let target = x.sum_keepdim(1)?;
     let loss_of = |m: &Model| -> Result<Tensor> { Ok((m.forward(&x)? - &target)?.sqr()?.mean_all()?) };
