@@ -1,6 +1,6 @@
 //! Generic modules (`#[module]` and `#[derive(Module)]` over a layer type), a submodule built
 //! from its config (`#[from_config]`), the forward written once (`#[layer]`) and named
-//! constructor arguments (`from_args`).
+//! constructor arguments (`from_args`); configuration errors of nested modules name their path.
 
 use artifex_core::prelude::*;
 
@@ -148,4 +148,51 @@ fn constructor_arguments_can_be_named() -> Result<()> {
         positional.forward(&x)?.to_vec2::<f32>()?
     );
     Ok(())
+}
+
+/// A block whose configuration is checked.
+#[module]
+#[check((0.0..1.0).contains(&rate), "rate must be in [0, 1), got {rate}")]
+pub struct GatedBlock {
+    #[init(Linear::new(width, width, rngs)?)]
+    gate: Linear,
+    #[config]
+    width: usize,
+    #[config]
+    rate: f64,
+}
+
+/// Blocks built in a list by an expression.
+#[module]
+pub struct Net {
+    #[init(rates.iter().map(|&r| GatedBlock::new(4, r, rngs)).collect::<Result<Vec<_>>>()?)]
+    blocks: Vec<GatedBlock>,
+    #[config]
+    rates: Vec<f64>,
+}
+
+#[test]
+fn configuration_errors_of_nested_modules_name_their_path() {
+    let rngs = &mut Rngs::new(0);
+    let err = Net::new(vec![0.1, 1.5], rngs).map(|_| ()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "blocks.1 (GatedBlock): invalid configuration: rate must be in [0, 1), got 1.5"
+    );
+    let err = Residual::<Dropout>::new(Dropout::builder(1.5), rngs)
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "inner (Dropout): invalid configuration: dropout rate must be in [0, 1], got 1.5"
+    );
+    let net = Net::new(vec![0.1, 0.2], rngs).expect("valid rates");
+    assert_eq!(net.rates, [0.1, 0.2]);
+    assert_eq!((net.blocks[1].width, net.blocks[1].rate), (4, 0.2));
+    // At the root, and after a failed nested build, the type alone.
+    let err = GatedBlock::new(4, 2.0, rngs).map(|_| ()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "GatedBlock: invalid configuration: rate must be in [0, 1), got 2"
+    );
 }

@@ -124,6 +124,7 @@ extern crate self as artifex_core;
 
 mod abstract_state;
 pub mod activation;
+mod build_path;
 pub mod checkpoint;
 mod configurable;
 mod construction;
@@ -156,6 +157,8 @@ pub use candle_nn;
 pub use serde;
 
 pub use abstract_state::{AbstractState, AbstractVar};
+#[doc(hidden)]
+pub use build_path::BuildPath;
 pub use configurable::{dtype_serde, read_config, Configurable};
 pub use construction::{check_shape, checked_product, Limits};
 pub use device::device_from_name;

@@ -242,6 +242,8 @@ pub struct Rngs {
     device: Device,
     /// How constructors create variables with these rngs (drawn, zeroed or shape-only).
     construction: Construction,
+    /// Where the constructor running now sits, for configuration errors.
+    build_path: crate::build_path::BuildPath,
 }
 
 impl Rngs {
@@ -256,6 +258,7 @@ impl Rngs {
             streams: BTreeMap::new(),
             device: Device::Cpu,
             construction: Construction::Draw,
+            build_path: Default::default(),
         }
     }
 
@@ -275,6 +278,12 @@ impl Rngs {
     /// The device constructors put parameters on.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Where the `#[module]` constructor running now sits (used by generated code).
+    #[doc(hidden)]
+    pub fn build_path(&mut self) -> &mut crate::build_path::BuildPath {
+        &mut self.build_path
     }
 
     /// These rngs with constructors creating variables as `construction` says.

@@ -161,7 +161,9 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> TokenStream {
                     sub: true,
                     doc: doc_of(&field.attrs),
                 });
-                quote_spanned!(span=> <#ty as #krate::Configurable>::from_config(#ident, rngs)?)
+                let value = quote_spanned!(span=> <#ty as #krate::Configurable>::from_config(#ident, rngs)?);
+                field_inits.push(named_field(ident, ty, value));
+                continue;
             }
             FieldRole::Param(args, attr) | FieldRole::BatchStat(args, attr) => {
                 let kind = if attr.path().is_ident("param") {
@@ -179,7 +181,10 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> TokenStream {
                 let stream = &args.stream;
                 quote!(rngs.fork(#stream)?)
             }
-            FieldRole::Init(expr) => quote!(#expr),
+            FieldRole::Init(expr) => {
+                field_inits.push(named_field(ident, ty, quote!(#expr)));
+                continue;
+            }
             FieldRole::Auto => {
                 quote_spanned!(ty.span()=> <#ty as #krate::AutoField>::auto())
             }
@@ -296,7 +301,10 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> TokenStream {
         let (cond, msg, args) = (&c.condition, &c.message, &c.args);
         quote! {
             if !(#cond) {
-                return Err(#krate::Error::config(#type_name, format!(#msg #(, #args)*)));
+                return Err(#krate::Error::config(
+                    rngs.build_path().describe(#type_name),
+                    format!(#msg #(, #args)*),
+                ));
             }
         }
     });
@@ -377,15 +385,20 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> TokenStream {
                 #derive_attr
                 #item
             },
+            // The body runs in a closure so that the build path is left on every exit.
             quote! {
-                let _ = &rngs;
-                let #builder { #(#builder_names,)* .. } = self;
-                #(#computed_inits)*
-                #(#check_stmts)*
-                #(#field_inits)*
-                let mut __module = #name { #(#field_names,)* };
-                #krate::Module::bind_paths(&mut __module, &mut #krate::StatePath::root());
-                Ok(__module)
+                rngs.build_path().enter();
+                let __result = (|| -> #krate::Result<#name #ty_generics> {
+                    let #builder { #(#builder_names,)* .. } = self;
+                    #(#computed_inits)*
+                    #(#check_stmts)*
+                    #(#field_inits)*
+                    let mut __module = #name { #(#field_names,)* };
+                    #krate::Module::bind_paths(&mut __module, &mut #krate::StatePath::root());
+                    Ok(__module)
+                })();
+                rngs.build_path().leave();
+                __result
             },
         )
     };
@@ -430,6 +443,31 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> TokenStream {
         }
 
         #args_items
+    }
+}
+
+/// `let field: Ty = value;`, telling the build path which field the modules built by `value`
+/// belong to (numbered for list fields).
+fn named_field(ident: &Ident, ty: &Type, value: TokenStream) -> TokenStream {
+    let name = syn::ext::IdentExt::unraw(ident).to_string();
+    let indexed = is_list(ty);
+    quote! {
+        rngs.build_path().field(#name, #indexed);
+        let #ident: #ty = #value;
+    }
+}
+
+/// `Vec<_>`, `VecDeque<_>`, arrays and tuples: fields whose items are numbered in the state.
+fn is_list(ty: &Type) -> bool {
+    match ty {
+        Type::Array(_) => true,
+        Type::Tuple(t) => !t.elems.is_empty(),
+        Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "Vec" || s.ident == "VecDeque"),
+        _ => false,
     }
 }
 
