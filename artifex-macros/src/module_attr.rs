@@ -529,11 +529,7 @@ impl ConstructorDocs {
     ) -> Self {
         let mut args = Vec::new();
         for (n, c) in required.iter().enumerate() {
-            let ty =
-                c.ty.to_string()
-                    .replace(" :: ", "::")
-                    .replace("< ", "<")
-                    .replace(" >", ">");
+            let ty = pretty(c.ty.to_string());
             let what = if c.sub {
                 " (the config this submodule is built from)"
             } else {
@@ -732,5 +728,29 @@ fn resolve_init(init: &Expr, krate: &TokenStream, config_names: &[&Ident]) -> To
 }
 
 fn tokens_text(expr: Option<&Expr>) -> String {
-    expr.map(|e| quote!(#e).to_string()).unwrap_or_default()
+    expr.map(|e| pretty(quote!(#e).to_string()))
+        .unwrap_or_default()
+}
+
+/// Token text as a person writes it (`crate::init::zeros()`, not `crate :: init :: zeros ()`).
+fn pretty(text: String) -> String {
+    [
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" (", "("),
+        ("( ", "("),
+        (" )", ")"),
+        (" ,", ","),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        ("& ", "&"),
+        (" !", "!"),
+        ("! [", "!["),
+        (" [", "["),
+        ("[ ", "["),
+        (" ]", "]"),
+    ]
+    .iter()
+    .fold(text, |t, (from, to)| t.replace(from, to))
 }
