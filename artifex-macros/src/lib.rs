@@ -6,6 +6,7 @@
 //!   `new(required configs..., rngs)`, params drawn from the `params` stream in field order.
 
 mod attrs;
+mod constructor_docs;
 mod ctxt;
 mod derive_module;
 mod layer_attr;
