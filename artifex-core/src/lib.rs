@@ -116,6 +116,7 @@ extern crate self as artifex_core;
 
 mod abstract_state;
 pub mod activation;
+pub mod autodiff;
 pub mod checkpoint;
 mod configurable;
 mod construction;
