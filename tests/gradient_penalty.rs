@@ -13,7 +13,7 @@ use artifex_core::checkpoint::LoadOptions;
 use artifex_core::losses::{self, GanLoss, GradientPenalty};
 use artifex_core::optim::Adam;
 use artifex_core::prelude::*;
-use artifex_core::train::{AdversarialTrainer, TrainerConfig};
+use artifex_core::train::{AdversarialTrainer, Scalars, TrainerConfig};
 use artifex_core::RngKey;
 use artifex_models::{CustomDiscriminator, Gan};
 use common::fixture::assert_close;
@@ -170,8 +170,6 @@ fn trainer_step(weight: f64, out: &str) -> Result<(Scalars, Vec<Tensor>)> {
     Ok((metrics, d))
 }
 
-use artifex_core::train::Scalars;
-
 #[test]
 fn the_trainer_adds_the_weighted_penalty_to_the_discriminator_loss() -> Result<()> {
     autodiff::enable_higher_order()?;
@@ -220,5 +218,29 @@ fn generator_every_skips_generator_updates() -> Result<()> {
         "{first:?}"
     );
     assert!(second.contains_key("g_loss"), "{second:?}");
+    Ok(())
+}
+
+#[path = "../examples/custom_gan.rs"]
+#[allow(dead_code)] // `run` (the non-saturating run) is tests/examples.rs's
+mod custom_gan;
+
+#[test]
+fn custom_gan_example_trains_with_wgan_gp() -> Result<()> {
+    autodiff::enable_higher_order()?;
+    let out = std::env::temp_dir().join(format!("artifex-gp-example-{}", std::process::id()));
+    let sizes = custom_gan::GanSizes {
+        latent_dim: 8,
+        generator_dims: vec![16, 32, 64],
+        discriminator_dims: vec![32, 16],
+    };
+    let metrics = custom_gan::run_with(5, sizes, &out, custom_gan::Objective::WganGp, 10.0)?;
+    // Step 5 updates the generator (every 5th step); the critic's penalty is logged.
+    assert!(
+        metrics["gp"].is_finite() && metrics["g_loss"].is_finite(),
+        "{metrics:?}"
+    );
+    assert!(out.join("samples.png").is_file());
+    let _ = std::fs::remove_dir_all(&out);
     Ok(())
 }

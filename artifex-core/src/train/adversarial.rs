@@ -19,7 +19,9 @@ use crate::{Error, Module, Result};
 /// Trains a two-player model: each step updates the discriminator on a real batch with its
 /// optimizer, then the generator with the other one. Both objectives come from closures, so
 /// any GAN loss (non-saturating, hinge, least squares, Wasserstein) plugs in:
-/// `d_loss(model, real_batch)` and `g_loss(model, batch_size)`.
+/// `d_loss(model, real_batch)` and `g_loss(model, batch_size)`. Optional: a gradient penalty
+/// of the critic ([`gradient_penalty`](Self::gradient_penalty), WGAN-GP or R1) and several
+/// critic updates per generator update ([`generator_every`](Self::generator_every)).
 ///
 /// A step is all or nothing: if the generator's loss or gradient is not finite after the
 /// discriminator was updated, the discriminator's parameters and optimizer state are put back
@@ -104,7 +106,7 @@ where
         ensure_finite(step, &host)?;
         let snapshot = self.snapshot_discriminator()?;
         self.d_opt.step(&grads)?;
-        if step % self.generator_every != 0 {
+        if !step.is_multiple_of(self.generator_every) {
             return Ok(host);
         }
 
