@@ -244,3 +244,39 @@ fn custom_gan_example_trains_with_wgan_gp() -> Result<()> {
     let _ = std::fs::remove_dir_all(&out);
     Ok(())
 }
+
+#[test]
+fn a_penalized_run_stopped_and_resumed_matches_a_straight_run_bitwise() -> Result<()> {
+    use artifex_core::data::{DataLoader, TensorDataset};
+    autodiff::enable_higher_order()?;
+    let run = |dir: &std::path::Path, steps: u64, resume: bool| -> Result<_> {
+        let gan = small_gan(5)?;
+        let d_opt = Adam::new(gan.discriminator_params(), 1e-2)?;
+        let g_opt = Adam::new(gan.generator_params(), 1e-2)?;
+        let config = TrainerConfig::new(steps, dir).checkpoint_every(6);
+        let mut trainer = AdversarialTrainer::new(
+            gan,
+            d_opt,
+            g_opt,
+            config,
+            |m: &Gan, real: &Tensor| m.discriminator_loss(real),
+            |m: &Gan, n| m.generator_loss(n),
+        )
+        .gradient_penalty(GradientPenalty::WganGp, 10.0)
+        .generator_every(2);
+        let images =
+            RngKey::from_seed(13).uniform(&[24, 2, 2, 1], -1.0, 1.0, DType::F32, &Device::Cpu)?;
+        let mut data = DataLoader::new(TensorDataset::new(vec![images])?, 6)?
+            .with_shuffle(Rngs::new(3).fork("data")?);
+        if resume {
+            assert_eq!(trainer.resume(&mut data)?, Some(6));
+        }
+        trainer.fit(&mut data, None)?;
+        Ok(common::state_bytes(trainer.model()))
+    };
+    let straight = run(&common::fresh_dir("gp-straight"), 12, false)?;
+    let dir = common::fresh_dir("gp-resumed");
+    run(&dir, 6, false)?;
+    assert_eq!(run(&dir, 12, true)?, straight);
+    Ok(())
+}
