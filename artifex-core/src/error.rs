@@ -71,6 +71,10 @@ pub enum Error {
         value: f64,
     },
 
+    /// A higher-order gradient could not be computed ([`crate::autodiff`]).
+    #[error(transparent)]
+    Autodiff(#[from] crate::autodiff::AutodiffError),
+
     /// Reading or writing a checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),

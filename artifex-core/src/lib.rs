@@ -124,6 +124,7 @@ extern crate self as artifex_core;
 
 mod abstract_state;
 pub mod activation;
+pub mod autodiff;
 mod build_path;
 pub mod checkpoint;
 mod configurable;

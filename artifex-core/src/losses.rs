@@ -1,13 +1,19 @@
 //! Losses of the seed document and of Artifex: reconstruction, KL, the beta-VAE loss.
 //! GAN objectives come with the GAN model. Classification: [`cross_entropy`] (optionally
-//! label-smoothed, [`cross_entropy_with`]), [`nll`] and [`accuracy`].
+//! label-smoothed, [`cross_entropy_with`]), [`nll`] and [`accuracy`]. Gradient penalties of
+//! GAN critics: [`wgan_gp_penalty`] and [`r1_penalty`] (they need
+//! [`crate::autodiff::enable_higher_order`]).
 
 mod classification;
+mod gradient_penalty;
 
 use std::collections::BTreeMap;
 
 pub use classification::{
     accuracy, cross_entropy, cross_entropy_with, nll, nll_with, CrossEntropy, Reduction,
+};
+pub use gradient_penalty::{
+    gradient_penalty, r1_penalty, wgan_gp_penalty, wgan_gp_penalty_at, GradientPenalty,
 };
 
 use candle_core::Tensor;

@@ -240,6 +240,22 @@ impl Gan {
     }
 }
 
+/// For the adversarial trainer's gradient penalty: the discriminator is the critic, fakes and
+/// interpolation coefficients come from the model's `sample` stream.
+impl artifex_core::train::PenalizedCritic for Gan {
+    fn critic(&self, x: &Tensor) -> Result<Tensor> {
+        self.discriminator.forward(x)
+    }
+
+    fn fake_samples(&self, n: usize) -> Result<Tensor> {
+        Ok(self.generator.forward(&self.noise(n)?)?.detach())
+    }
+
+    fn penalty_rng(&self) -> &RngStream {
+        &self.rngs
+    }
+}
+
 impl GenerativeModel for Gan {
     /// Both objectives on a real batch: `loss = d_loss + g_loss`, with both as metrics.
     fn forward(&self, real: &Tensor) -> Result<ModelOutput> {

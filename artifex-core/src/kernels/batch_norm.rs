@@ -98,6 +98,7 @@ impl CustomOp3 for BatchNormTrain {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        crate::autodiff::refuse_fused_backward("artifex-batch-norm-train", "BatchNorm")?;
         let (rows, features) = x.dims2()?;
         let n = rows.max(1) as f32;
         let (dx, dscale, dbias) = with_f32(x, |x| {

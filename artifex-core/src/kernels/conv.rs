@@ -479,6 +479,7 @@ impl ConvOp {
         bias: Option<&Tensor>,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+        crate::autodiff::refuse_fused_backward("artifex-conv", "Conv / ConvTranspose")?;
         let needs_db = bias.is_some_and(Tensor::track_op);
         let grads = with_f32(x, |xs| {
             with_f32(kernel, |ks| {

@@ -59,6 +59,7 @@ impl CustomOp3 for LinearBias {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        crate::autodiff::refuse_fused_backward("artifex-linear-bias", "Linear")?;
         let ((m, k), n) = (x.dims2()?, kernel.dim(1)?);
         let dev = x.device();
         let needs_dx = x.track_op();

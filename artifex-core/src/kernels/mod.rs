@@ -3,6 +3,9 @@
 //! Each kernel applies only to contiguous `f32` tensors on the CPU while
 //! [`crate::fast_paths::enabled`]; everywhere else (other devices, dtypes, layouts) the
 //! layers run their plain candle ops, so CUDA / Metal models keep working unchanged.
+//! In higher-order mode ([`crate::autodiff::enable_higher_order`]) they never apply, and each
+//! backward pass refuses to run inside a graph-keeping gradient
+//! ([`crate::autodiff::refuse_fused_backward`]) instead of giving a wrong second derivative.
 
 pub(crate) mod batch_norm;
 pub(crate) mod conv;
@@ -24,9 +27,14 @@ pub(crate) fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Option<&'
     }
 }
 
-/// True when `t` is a contiguous `f32` tensor on the CPU and the fast paths are on.
+/// True when `t` is a contiguous `f32` tensor on the CPU, the fast paths are on, and
+/// higher-order mode is off ([`crate::autodiff`]: the kernels' backward passes are not
+/// themselves differentiable, so graph-keeping gradients need the plain ops).
 pub(crate) fn applies(t: &Tensor) -> bool {
-    if !crate::fast_paths::enabled() || t.dtype() != candle_core::DType::F32 {
+    if !crate::fast_paths::enabled()
+        || crate::autodiff::higher_order_enabled()
+        || t.dtype() != candle_core::DType::F32
+    {
         return false;
     }
     let (storage, layout) = t.storage_and_layout();

@@ -21,6 +21,7 @@ impl CustomOp1 for Relu {
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        crate::autodiff::refuse_fused_backward("artifex-relu", "relu")?;
         let dx = with_f32(x, |x| {
             with_f32(grad, |g| {
                 Ok(x.iter()

@@ -9,15 +9,19 @@ use candle_core::Tensor;
 
 use super::engine::{gradients, Engine, StepTask};
 use super::metrics::{ensure_finite, host_scalars};
+use super::penalty::{metric_name, penalty_of, PenalizedCritic, Penalty};
 use super::{CheckpointDir, History, LossOutput, Scalars, StopHandle, TrainerConfig};
 use crate::data::DataLoader;
+use crate::losses::GradientPenalty;
 use crate::optim::Optimizer;
 use crate::{Error, Module, Result};
 
 /// Trains a two-player model: each step updates the discriminator on a real batch with its
 /// optimizer, then the generator with the other one. Both objectives come from closures, so
 /// any GAN loss (non-saturating, hinge, least squares, Wasserstein) plugs in:
-/// `d_loss(model, real_batch)` and `g_loss(model, batch_size)`.
+/// `d_loss(model, real_batch)` and `g_loss(model, batch_size)`. Optional: a gradient penalty
+/// of the critic ([`gradient_penalty`](Self::gradient_penalty), WGAN-GP or R1) and several
+/// critic updates per generator update ([`generator_every`](Self::generator_every)).
 ///
 /// A step is all or nothing: if the generator's loss or gradient is not finite after the
 /// discriminator was updated, the discriminator's parameters and optimizer state are put back
@@ -34,6 +38,8 @@ struct Adversarial<M, D, G, DL, GL> {
     d_loss: DL,
     g_loss: GL,
     clip_grad_norm: Option<f64>,
+    penalty: Option<Penalty<M>>,
+    generator_every: u64,
 }
 
 impl<M, D, G, DL, GL> Adversarial<M, D, G, DL, GL>
@@ -83,7 +89,12 @@ where
 
     fn train_step(&mut self, batch: &[Tensor], step: u64) -> Result<Scalars> {
         let real = real_batch(batch)?;
-        let (loss, metrics) = (self.d_loss)(&self.model, real)?;
+        let (mut loss, mut metrics) = (self.d_loss)(&self.model, real)?;
+        if let Some(p) = &self.penalty {
+            let value = (p.compute)(&self.model, p.kind, real)?;
+            loss = (loss + (&value * p.weight)?)?;
+            metrics.insert(metric_name(p.kind).to_string(), value);
+        }
         let mut host = host_scalars("d_loss", &loss, &metrics)?;
         let grads = gradients(
             &loss,
@@ -95,6 +106,9 @@ where
         ensure_finite(step, &host)?;
         let snapshot = self.snapshot_discriminator()?;
         self.d_opt.step(&grads)?;
+        if !step.is_multiple_of(self.generator_every) {
+            return Ok(host);
+        }
 
         let generator = (|| {
             let (loss, metrics) = (self.g_loss)(&self.model, real.dim(0)?)?;
@@ -168,6 +182,33 @@ fn real_batch(batch: &[Tensor]) -> Result<&Tensor> {
 
 impl<M, D, G, DL, GL> AdversarialTrainer<M, D, G, DL, GL>
 where
+    M: Module + PenalizedCritic,
+    D: Optimizer,
+    G: Optimizer,
+    DL: Fn(&M, &Tensor) -> Result<LossOutput>,
+    GL: Fn(&M, usize) -> Result<LossOutput>,
+{
+    /// Adds `weight` times a gradient penalty of the critic to the discriminator's loss at
+    /// every step ([`crate::losses::wgan_gp_penalty`] on interpolates of the real batch and as
+    /// many fresh generated samples, or [`crate::losses::r1_penalty`] on the real batch); its
+    /// unweighted value is logged as `gp` or `r1`. Usual weights: 10 for WGAN-GP, `γ/2` for R1.
+    /// Evaluation reports the adversarial losses without it.
+    ///
+    /// The penalty differentiates a gradient, so the program must be in higher-order mode:
+    /// call [`crate::autodiff::enable_higher_order`] at the start of `main` (the first step is
+    /// an error saying so otherwise).
+    pub fn gradient_penalty(mut self, kind: GradientPenalty, weight: f64) -> Self {
+        self.task.penalty = Some(Penalty {
+            kind,
+            weight,
+            compute: penalty_of::<M>,
+        });
+        self
+    }
+}
+
+impl<M, D, G, DL, GL> AdversarialTrainer<M, D, G, DL, GL>
+where
     M: Module,
     D: Optimizer,
     G: Optimizer,
@@ -194,8 +235,18 @@ where
                 d_loss,
                 g_loss,
                 clip_grad_norm,
+                penalty: None,
+                generator_every: 1,
             },
         }
+    }
+
+    /// Updates the generator only every `n`-th step (the discriminator every step): WGAN-GP's
+    /// `n_critic` (5 in Gulrajani et al.), each critic update on a fresh real batch. Steps
+    /// without a generator update log no `g_loss` / `g_grad_norm`. `n = 0` counts as 1.
+    pub fn generator_every(mut self, n: u64) -> Self {
+        self.task.generator_every = n.max(1);
+        self
     }
 
     /// The model.

@@ -36,6 +36,7 @@ mod engine;
 mod history;
 mod logger;
 mod metrics;
+mod penalty;
 #[cfg(feature = "plot")]
 mod plot;
 mod run_lock;
@@ -53,6 +54,7 @@ pub use engine::{LOSS_PLOT_FILE, METRICS_FILE};
 pub use history::{History, Record, StopReason};
 pub use logger::MetricsLogger;
 pub use metrics::{scalar, LossOutput, Metrics, Scalars};
+pub use penalty::PenalizedCritic;
 #[cfg(feature = "plot")]
 pub use plot::{plot_metrics_file, LossCurves};
 pub use run_lock::{RunLock, LOCK_FILE};
