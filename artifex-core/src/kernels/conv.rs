@@ -14,7 +14,6 @@
 //! the number of threads.
 
 use std::cell::RefCell;
-use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
@@ -24,6 +23,13 @@ use super::{cpu_f32, pool, with_f32};
 /// Patch values per task (rows of patches x patch length): 256 KB of patches stay in the
 /// core's cache between the im2col copy and the product that reads them.
 const TASK_PATCH_VALUES: usize = 1 << 16;
+
+/// Runs of consecutive row blocks in the kernel gradient, each with its own partial sum: a
+/// constant, so the summation order (and the bits) never depend on the number of threads.
+const KERNEL_GRAD_GROUPS: usize = 8;
+
+/// Values per task when the kernel gradient's partials are summed.
+const SUM_CHUNK: usize = 1 << 14;
 
 thread_local! {
     /// Per-thread patch buffers (the pool's threads live for the process), so steps do not
@@ -44,26 +50,6 @@ fn with_patch_buffer<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
         // Not reentrant in practice; a fresh buffer keeps it correct if it ever were.
         Err(_) => f(&mut vec![0f32; len]),
     })
-}
-
-/// Runs fallible `f` on every task over the worker pool; the first error, if any.
-fn try_for_each_task<T: Send>(
-    tasks: Vec<T>,
-    f: impl Fn(T) -> candle_core::Result<()> + Sync,
-) -> candle_core::Result<()> {
-    let failure = Mutex::new(None);
-    pool::for_each_task(tasks, |t| {
-        if let Err(e) = f(t) {
-            if let Ok(mut slot) = failure.lock() {
-                slot.get_or_insert(e);
-            }
-        }
-    });
-    match failure.into_inner() {
-        Ok(None) => Ok(()),
-        Ok(Some(e)) => Err(e),
-        Err(_) => candle_core::bail!("artifex-conv: a task panicked"),
-    }
 }
 
 /// One spatial axis of a convolution: output `p`, tap `t` reads the (input-dilated, padded)
@@ -313,7 +299,7 @@ impl Conv2dGeometry {
         let taps = [self.h.taps(), self.w.taps()];
         let block = self.task_rows();
         let tasks: Vec<(usize, &mut [f32])> = y.chunks_mut(block * cout).enumerate().collect();
-        try_for_each_task(tasks, |(i, dst)| {
+        pool::try_for_each_task(tasks, |(i, dst)| {
             let n = dst.len() / cout;
             with_patch_buffer(n * patch, |cols| {
                 self.fill_patches(x, i * block, cols, &taps);
@@ -360,45 +346,57 @@ impl Conv2dGeometry {
         Ok(Grads { dx, dk, db })
     }
 
-    /// `patches(x)^T @ g`: one partial product per block of rows (patches copied while in
-    /// cache), summed in block order.
+    /// `patches(x)^T @ g`: the blocks of rows in [`KERNEL_GRAD_GROUPS`] runs of consecutive
+    /// blocks, each run accumulated in order into its own partial (patches copied while in
+    /// cache), then the partials summed element-wise in run order over the pool.
     fn kernel_grad(&self, x: &[f32], g: &[f32]) -> candle_core::Result<Vec<f32>> {
         let (rows, patch, cout) = (self.rows(), self.patch(), self.cout);
-        let mut dk = vec![0f32; patch * cout];
-        if self.patches_are_input() {
-            matmuls(vec![Product {
-                dst: &mut dk,
-                accumulate: false,
-                a: MatRef::row_major(x, rows, patch).t(),
-                b: MatRef::row_major(g, rows, cout),
-            }])?;
-            return Ok(dk);
-        }
-        let taps = [self.h.taps(), self.w.taps()];
+        let size = patch * cout;
+        let mut dk = vec![0f32; size];
         let block = self.task_rows();
         let blocks = rows.div_ceil(block);
-        let mut partials = vec![0f32; blocks.saturating_sub(1) * patch * cout];
-        // Block 0 writes into `dk` itself, the others into their partial.
+        let per_group = blocks.div_ceil(KERNEL_GRAD_GROUPS).max(1);
+        let groups = blocks.div_ceil(per_group);
+        let mut partials = vec![0f32; groups.saturating_sub(1) * size];
+        // Run 0 writes into `dk` itself, the others into their partial.
         let mut tasks: Vec<(usize, &mut [f32])> = vec![(0, &mut dk[..])];
         tasks.extend(
             partials
-                .chunks_mut(patch * cout)
+                .chunks_mut(size)
                 .enumerate()
                 .map(|(i, p)| (i + 1, p)),
         );
-        try_for_each_task(tasks, |(i, dst)| {
-            let first = i * block;
-            let n = block.min(rows - first);
-            with_patch_buffer(n * patch, |cols| {
-                self.fill_patches(x, first, cols, &taps);
+        let taps = (!self.patches_are_input()).then(|| [self.h.taps(), self.w.taps()]);
+        pool::try_for_each_task(tasks, |(group, dst)| {
+            let first_block = group * per_group;
+            for (j, b) in (first_block..blocks.min(first_block + per_group)).enumerate() {
+                let first = b * block;
+                let n = block.min(rows - first);
                 let gb = MatRef::row_major(&g[first * cout..(first + n) * cout], n, cout);
-                matmul_serial(dst, false, MatRef::row_major(cols, n, patch).t(), gb)
-            })
-        })?;
-        for part in partials.chunks_exact(patch * cout) {
-            for (d, p) in dk.iter_mut().zip(part) {
-                *d += p;
+                match &taps {
+                    None => {
+                        let xb = &x[first * patch..(first + n) * patch];
+                        matmul_serial(dst, j > 0, MatRef::row_major(xb, n, patch).t(), gb)?;
+                    }
+                    Some(taps) => with_patch_buffer(n * patch, |cols| {
+                        self.fill_patches(x, first, cols, taps);
+                        matmul_serial(dst, j > 0, MatRef::row_major(cols, n, patch).t(), gb)
+                    })?,
+                }
             }
+            Ok(())
+        })?;
+        if groups > 1 {
+            // Each value sums the same partials in the same order, whatever the chunk size.
+            let tasks: Vec<&mut [f32]> = dk.chunks_mut(SUM_CHUNK).collect();
+            pool::for_each_task(tasks.into_iter().enumerate().collect(), |(c, d)| {
+                let start = c * SUM_CHUNK;
+                for part in partials.chunks_exact(size) {
+                    for (d, p) in d.iter_mut().zip(&part[start..]) {
+                        *d += p;
+                    }
+                }
+            });
         }
         Ok(dk)
     }
@@ -426,7 +424,7 @@ impl Conv2dGeometry {
         let taps = [self.h.taps(), self.w.taps()];
         let tasks: Vec<(usize, &mut [f32])> = dx.chunks_mut(image_in).enumerate().collect();
         let block = self.task_rows();
-        try_for_each_task(tasks, |(b, dst)| {
+        pool::try_for_each_task(tasks, |(b, dst)| {
             let gi = &g[b * image_rows * cout..(b + 1) * image_rows * cout];
             // The image's rows in blocks, in order (the scatter order of the whole image).
             for (j, gb) in gi.chunks(block * cout).enumerate() {

@@ -5,6 +5,7 @@
 //! layers run their plain candle ops, so CUDA / Metal models keep working unchanged.
 
 pub(crate) mod batch_norm;
+pub(crate) mod concat;
 pub(crate) mod conv;
 pub(crate) mod gemm;
 pub(crate) mod linear;
