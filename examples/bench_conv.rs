@@ -1,14 +1,16 @@
 //! Benchmark of a convolutional training step (issue 12): the seed's ResidualBlock(64,
 //! stride 2, downsample), or with `--workload dense` its DenseBlock(in 64, growth 32,
-//! 4 layers), on NHWC `(batch, 32, 32, 64)`, BatchNorm in train mode, loss
-//! `mean(out²)`, Adam 1e-3, f32; and its eval-mode forward. Three variants in one process,
+//! 4 layers), on NHWC `(batch, 32, 32, 64)`, or with `--workload unet` its UNetEncoder +
+//! UNetDecoder (channels [3, 32, 64, 128], the decoder with `skip_channels`) on
+//! `(batch, 32, 32, 3)`; BatchNorm in train mode, loss `mean(out²)`, Adam 1e-3, f32; and its
+//! eval-mode forward. Three variants in one process,
 //! in interleaved blocks of steps so machine noise hits all alike: ours (GEMM conv kernels),
 //! ours on plain candle ops (`fast_paths` off), and the block written by hand with candle-nn
 //! on NCHW. Flax NNX (`python/bench_flax.py`, `nnx.jit`) runs as a child process on the same
 //! workload, and is skipped with a note when Python or Flax is missing.
 //!
 //! ```text
-//! cargo run --release --example bench_conv [-- --workload residual|dense] [--batch 16] [--steps 60] [--block 10] [--no-flax]
+//! cargo run --release --example bench_conv [-- --workload residual|dense|unet] [--batch 16] [--steps 60] [--block 10] [--no-flax]
 //!     [--only ours|plain|candle-nn]
 //! ```
 
@@ -19,7 +21,7 @@ use artifex_core::candle_core::{DType, Device, Module as _, Tensor};
 use artifex_core::candle_nn::{self, ModuleT, Optimizer as _, VarBuilder, VarMap};
 use artifex_core::optim::{Adam, Optimizer};
 use artifex_core::prelude::*;
-use artifex_models::{DenseBlock, ResidualBlock};
+use artifex_models::{DenseBlock, ResidualBlock, UNetDecoder, UNetEncoder};
 use clap::Parser;
 
 #[path = "common/cli.rs"]
@@ -32,6 +34,8 @@ const LR: f64 = 1e-3;
 /// DenseBlock: channels added per layer, and layers.
 const GROWTH: usize = 32;
 const DENSE_LAYERS: usize = 4;
+/// U-Net: the encoder's channels (the decoder's are the reverse).
+const UNET_CHANNELS: [usize; 4] = [3, 32, 64, 128];
 
 /// Times a ResidualBlock training step: ours, ours on plain ops, candle-nn by hand, Flax NNX.
 #[derive(Parser, Debug)]
@@ -67,6 +71,8 @@ enum Workload {
     Residual,
     /// DenseBlock(in 64, growth 32, 4 layers) on (batch, 32, 32, 64).
     Dense,
+    /// UNetEncoder + UNetDecoder, channels [3, 32, 64, 128], on (batch, 32, 32, 3).
+    Unet,
 }
 
 impl Workload {
@@ -75,6 +81,15 @@ impl Workload {
         match self {
             Workload::Residual => "residual_block",
             Workload::Dense => "dense_block",
+            Workload::Unet => "unet",
+        }
+    }
+
+    /// Channels of the NHWC input.
+    fn input_channels(self) -> usize {
+        match self {
+            Workload::Unet => UNET_CHANNELS[0],
+            _ => CHANNELS,
         }
     }
 
@@ -82,6 +97,7 @@ impl Workload {
         match self {
             Workload::Residual => "ResidualBlock(64, stride 2, downsample)",
             Workload::Dense => "DenseBlock(in 64, growth 32, 4 layers)",
+            Workload::Unet => "UNetEncoder + UNetDecoder, channels [3, 32, 64, 128]",
         }
     }
 }
@@ -183,10 +199,85 @@ impl HandwrittenDense {
     }
 }
 
+/// The seed's U-Net pair by hand with candle-nn on NCHW: stride-2 3x3 convs (padding 1) down,
+/// stride-2 3x3 transposed convs (padding 1, output padding 1) up, BatchNorm and ReLU after
+/// each, the skips concatenated on the channel axis after each up block.
+struct HandwrittenUNet {
+    down: Vec<(candle_nn::Conv2d, candle_nn::BatchNorm)>,
+    up: Vec<(candle_nn::ConvTranspose2d, candle_nn::BatchNorm)>,
+}
+
+impl HandwrittenUNet {
+    fn new(vb: &VarBuilder) -> candle_core::Result<Self> {
+        let bn_config = candle_nn::BatchNormConfig {
+            eps: 1e-5,
+            remove_mean: true,
+            affine: true,
+            momentum: 0.01,
+        };
+        let down_config = candle_nn::Conv2dConfig {
+            padding: 1,
+            stride: 2,
+            ..Default::default()
+        };
+        let up_config = candle_nn::ConvTranspose2dConfig {
+            padding: 1,
+            output_padding: 1,
+            stride: 2,
+            dilation: 1,
+        };
+        let c = UNET_CHANNELS;
+        let down = (0..c.len() - 1)
+            .map(|i| {
+                let vb = vb.pp(format!("down.{i}"));
+                Ok((
+                    candle_nn::conv2d(c[i], c[i + 1], 3, down_config, vb.pp("0"))?,
+                    candle_nn::batch_norm(c[i + 1], bn_config, vb.pp("1"))?,
+                ))
+            })
+            .collect::<candle_core::Result<_>>()?;
+        let rev: Vec<usize> = c.iter().rev().copied().collect();
+        let up = (0..rev.len() - 1)
+            .map(|i| {
+                // After the first up block, the concatenated skip's channels come in too.
+                let skip = if i == 0 { 0 } else { rev[i] };
+                let vb = vb.pp(format!("up.{i}"));
+                Ok((
+                    candle_nn::conv_transpose2d(
+                        rev[i] + skip,
+                        rev[i + 1],
+                        3,
+                        up_config,
+                        vb.pp("0"),
+                    )?,
+                    candle_nn::batch_norm(rev[i + 1], bn_config, vb.pp("1"))?,
+                ))
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Self { down, up })
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let (mut x, mut skips) = (x.clone(), Vec::new());
+        for (conv, bn) in &self.down {
+            skips.push(x.clone());
+            x = bn.forward_t(&conv.forward(&x)?, train)?.relu()?;
+        }
+        for (conv, bn) in &self.up {
+            x = bn.forward_t(&conv.forward(&x)?, train)?.relu()?;
+            if let Some(skip) = skips.pop() {
+                x = Tensor::cat(&[&x, &skip], 1)?;
+            }
+        }
+        Ok(x)
+    }
+}
+
 /// The hand-written model of a workload.
 enum HandwrittenModel {
     Residual(Box<HandwrittenResidual>),
     Dense(HandwrittenDense),
+    Unet(HandwrittenUNet),
 }
 
 impl HandwrittenModel {
@@ -194,6 +285,7 @@ impl HandwrittenModel {
         match self {
             HandwrittenModel::Residual(m) => m.forward(x, train),
             HandwrittenModel::Dense(m) => m.forward(x, train),
+            HandwrittenModel::Unet(m) => m.forward(x, train),
         }
     }
 }
@@ -202,6 +294,7 @@ impl HandwrittenModel {
 enum Model {
     Residual(Box<ResidualBlock>),
     Dense(DenseBlock),
+    Unet(Box<(UNetEncoder, UNetDecoder)>),
 }
 
 impl Model {
@@ -209,6 +302,10 @@ impl Model {
         match self {
             Model::Residual(m) => m.forward(x),
             Model::Dense(m) => m.forward(x),
+            Model::Unet(m) => {
+                let (h, skips) = m.0.forward(x)?;
+                m.1.forward(&h, &skips)
+            }
         }
     }
 
@@ -218,6 +315,14 @@ impl Model {
             (Model::Residual(m), false) => m.eval(),
             (Model::Dense(m), true) => m.train(),
             (Model::Dense(m), false) => m.eval(),
+            (Model::Unet(m), true) => {
+                m.0.train();
+                m.1.train();
+            }
+            (Model::Unet(m), false) => {
+                m.0.eval();
+                m.1.eval();
+            }
         }
     }
 }
@@ -284,6 +389,21 @@ fn ours(workload: Workload, x: &Tensor) -> Result<Ours> {
             let params = m.named_params();
             (Model::Dense(m), params)
         }
+        Workload::Unet => {
+            let encoder = UNetEncoder::new(UNET_CHANNELS.to_vec(), rngs)?;
+            let reversed: Vec<usize> = UNET_CHANNELS.iter().rev().copied().collect();
+            let skips = UNET_CHANNELS[..UNET_CHANNELS.len() - 1].to_vec();
+            let decoder = UNetDecoder::new(reversed, skips, rngs)?;
+            let named = |prefix: &str, params: Vec<(String, Param)>| {
+                params
+                    .into_iter()
+                    .map(move |(n, p)| (format!("{prefix}.{n}"), p))
+                    .collect::<Vec<_>>()
+            };
+            let mut params = named("encoder", encoder.named_params());
+            params.extend(named("decoder", decoder.named_params()));
+            (Model::Unet(Box::new((encoder, decoder))), params)
+        }
     };
     let opt = Adam::new(params, LR)?;
     Ok(Ours {
@@ -299,6 +419,7 @@ fn candle_nn_variant(workload: Workload, x: &Tensor) -> Result<CandleNn> {
     let model = match workload {
         Workload::Residual => HandwrittenModel::Residual(Box::new(HandwrittenResidual::new(&vb)?)),
         Workload::Dense => HandwrittenModel::Dense(HandwrittenDense::new(&vb)?),
+        Workload::Unet => HandwrittenModel::Unet(HandwrittenUNet::new(&vb)?),
     };
     let params = candle_nn::ParamsAdamW {
         lr: LR,
@@ -421,10 +542,11 @@ fn flax(args: &Args) -> std::result::Result<(f64, f64, String), String> {
 
 fn run(args: Args) -> Result<()> {
     let device = Device::Cpu;
-    let x = Tensor::rand(0f32, 1f32, (args.batch, SIZE, SIZE, CHANNELS), &device)?;
+    let channels = args.workload.input_channels();
+    let x = Tensor::rand(0f32, 1f32, (args.batch, SIZE, SIZE, channels), &device)?;
     println!("cpu: {}", cpu_line());
     println!(
-        "bench_conv: {}, NHWC ({}, {SIZE}, {SIZE}, {CHANNELS}), BatchNorm train, loss mean(out²), Adam {LR}, f32, {} threads (Flax too), {} timed steps each in blocks of {}",
+        "bench_conv: {}, NHWC ({}, {SIZE}, {SIZE}, {channels}), BatchNorm train, loss mean(out²), Adam {LR}, f32, {} threads (Flax too), {} timed steps each in blocks of {}",
         args.workload.describe(),
         args.batch,
         threads(),
