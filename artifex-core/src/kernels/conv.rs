@@ -133,6 +133,26 @@ impl Axis {
         out
     }
 
+    /// For a transposed axis (stride 1 over the input dilated by `s`), the axis of the
+    /// strided convolution whose input gradient it is: input and output swapped, stride `s`,
+    /// taps reversed (`pad_lo' = (kernel - 1) * dilation - pad_lo`); output `o` of `self`
+    /// gets input pixel `i` through tap `t` exactly when `o = i * s - t * dilation + pad_lo`.
+    /// `None` when the stride is not 1 or `pad_lo'` would be negative.
+    fn subpixel(&self) -> Option<Self> {
+        if self.stride != 1 {
+            return None;
+        }
+        Some(Self {
+            input: self.output,
+            kernel: self.kernel,
+            stride: self.input_dilation,
+            dilation: self.dilation,
+            input_dilation: 1,
+            pad_lo: ((self.kernel - 1) * self.dilation).checked_sub(self.pad_lo)?,
+            output: self.input,
+        })
+    }
+
     /// True when the axis maps every output straight to the same input pixel.
     fn is_identity(&self) -> bool {
         self.kernel == 1
@@ -177,6 +197,41 @@ impl Conv2dGeometry {
     /// True when the patches are the input itself (1x1 kernel, stride 1, no padding).
     fn patches_are_input(&self) -> bool {
         self.h.is_identity() && self.w.is_identity()
+    }
+
+    /// For a transposed convolution (input dilation > 1), the strided convolution whose input
+    /// gradient (col2im) it is, with `cin` and `cout` swapped: then no product multiplies the
+    /// dilation's zeros (`stride²` less work than the dilated im2col).
+    fn subpixel(&self) -> Option<Self> {
+        if self.h.input_dilation == 1 && self.w.input_dilation == 1 {
+            return None;
+        }
+        Some(Self {
+            batch: self.batch,
+            h: self.h.subpixel()?,
+            w: self.w.subpixel()?,
+            cin: self.cout,
+            cout: self.cin,
+        })
+    }
+
+    /// The kernel `(KH, KW, a, b)` flipped in both spatial axes with its last two axes
+    /// swapped: `(KH, KW, b, a)`, the kernel of [`Self::subpixel`] (and back).
+    fn flip_swap(&self, kernel: &[f32], a: usize, b: usize) -> Vec<f32> {
+        let (kh, kw) = (self.h.kernel, self.w.kernel);
+        let mut out = vec![0f32; kernel.len()];
+        for ty in 0..kh {
+            for tx in 0..kw {
+                let src = &kernel[((kh - 1 - ty) * kw + (kw - 1 - tx)) * a * b..][..a * b];
+                let dst = &mut out[(ty * kw + tx) * a * b..][..a * b];
+                for i in 0..a {
+                    for j in 0..b {
+                        dst[j * a + i] = src[i * b + j];
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// `(batch, OH, OW, cout)`.
@@ -281,6 +336,10 @@ impl Conv2dGeometry {
         bias: Option<&[f32]>,
     ) -> candle_core::Result<Vec<f32>> {
         self.check(x, kernel, bias)?;
+        if let Some(sub) = self.subpixel() {
+            let flipped = self.flip_swap(kernel, self.cin, self.cout);
+            return sub.input_grad(&flipped, x, bias);
+        }
         let (rows, patch, cout) = (self.rows(), self.patch(), self.cout);
         let mut y = match bias {
             Some(b) => b.repeat(rows),
@@ -328,11 +387,28 @@ impl Conv2dGeometry {
                 self.output_shape()
             );
         }
-        let dk = self.kernel_grad(x, g)?;
-        let dx = if needs_dx {
-            Some(self.input_grad(kernel, g)?)
-        } else {
-            None
+        let (dk, dx) = match self.subpixel() {
+            Some(sub) => {
+                // The transposed convolution is `sub`'s input gradient of `x`: its kernel
+                // gradient pairs `patches(g)` with `x`, its input gradient is `sub` on `g`.
+                let dk = sub.kernel_grad(g, x)?;
+                let dk = sub.flip_swap(&dk, self.cout, self.cin);
+                let dx = match needs_dx {
+                    true => {
+                        Some(sub.forward(g, &self.flip_swap(kernel, self.cin, self.cout), None)?)
+                    }
+                    false => None,
+                };
+                (dk, dx)
+            }
+            None => {
+                let dk = self.kernel_grad(x, g)?;
+                let dx = match needs_dx {
+                    true => Some(self.input_grad(kernel, g, None)?),
+                    false => None,
+                };
+                (dk, dx)
+            }
         };
         let db = needs_db.then(|| {
             let mut db = vec![0f32; cout];
@@ -402,15 +478,31 @@ impl Conv2dGeometry {
     }
 
     /// The input gradient: `g @ kernel^T` gives the patch gradients, scattered back image by
-    /// image (one task per image, so no two tasks add into the same pixel).
-    fn input_grad(&self, kernel: &[f32], g: &[f32]) -> candle_core::Result<Vec<f32>> {
+    /// image (one task per image, so no two tasks add into the same pixel); onto `init`
+    /// (one value per input channel, repeated over the pixels) when given, else onto zeros.
+    fn input_grad(
+        &self,
+        kernel: &[f32],
+        g: &[f32],
+        init: Option<&[f32]>,
+    ) -> candle_core::Result<Vec<f32>> {
         let (rows, patch, cout) = (self.rows(), self.patch(), self.cout);
+        if g.len() != rows * cout || init.is_some_and(|b| b.len() != self.cin) {
+            candle_core::bail!(
+                "artifex-conv: {} values of output gradient, {:?} of init, for {self:?}",
+                g.len(),
+                init.map(<[f32]>::len)
+            );
+        }
         let kt = MatRef::row_major(kernel, patch, cout).t();
-        let mut dx = vec![0f32; self.input_len()];
+        let mut dx = match init {
+            Some(b) => b.repeat(self.input_len() / self.cin.max(1)),
+            None => vec![0f32; self.input_len()],
+        };
         if self.patches_are_input() {
             matmuls(vec![Product {
                 dst: &mut dx,
-                accumulate: false,
+                accumulate: init.is_some(),
                 a: MatRef::row_major(g, rows, cout),
                 b: kt,
             }])?;
@@ -668,6 +760,9 @@ mod tests {
             ((1, 1, 1, 1, 1, (0, 0)), (9, 4, 3, 1, 1, (2, 0))),
             ((4, 3, 1, 1, 2, (2, 2)), (3, 3, 1, 1, 2, (2, 3))),
             ((5, 1, 1, 1, 1, (0, 0)), (5, 1, 1, 1, 1, (0, 0))),
+            // Transposed with a pad beyond the dilated kernel: the dilated im2col, not the
+            // sub-pixel form (which the two cases above with input dilation 2 take).
+            ((5, 2, 1, 1, 2, (2, 0)), (4, 3, 1, 2, 3, (1, 1))),
         ];
         for (hh, ww) in cases {
             let axis = |(n, k, s, d, a, p)| Axis::new(n, k, s, d, a, p).expect("fits");
@@ -681,6 +776,11 @@ mod tests {
             let x = values(geo.input_len(), 7);
             let k = values(geo.patch() * geo.cout, 11);
             let y = geo.forward(&x, &k, None)?;
+            let fits = |(_, k, s, d, _, (lo, _)): (usize, usize, usize, usize, usize, _)| {
+                s == 1 && lo <= (k - 1) * d
+            };
+            let sub = (hh.4 > 1 || ww.4 > 1) && fits(hh) && fits(ww);
+            assert_eq!(geo.subpixel().is_some(), sub, "{geo:?}");
             let want = direct(&geo, &x, &k);
             for (a, b) in y.iter().zip(&want) {
                 assert!(
