@@ -7,11 +7,12 @@
 //! in interleaved blocks of steps so machine noise hits all alike: ours (GEMM conv kernels),
 //! ours on plain candle ops (`fast_paths` off), and the block written by hand with candle-nn
 //! on NCHW. Flax NNX (`python/bench_flax.py`, `nnx.jit`) runs as a child process on the same
-//! workload, and is skipped with a note when Python or Flax is missing.
+//! workload, and is skipped with a note when Python or Flax is missing. The peak memory of
+//! each variant is the `VmHWM` of a child process (this binary with `--only`) running it.
 //!
 //! ```text
 //! cargo run --release --example bench_conv [-- --workload residual|dense|unet] [--batch 16] [--steps 60] [--block 10] [--no-flax]
-//!     [--only ours|plain|candle-nn]
+//!     [--only ours|plain|candle-nn] [--no-memory]
 //! ```
 
 use std::process::{Command, ExitCode};
@@ -22,11 +23,13 @@ use artifex_core::candle_nn::{self, ModuleT, Optimizer as _, VarBuilder, VarMap}
 use artifex_core::optim::{Adam, Optimizer};
 use artifex_core::prelude::*;
 use artifex_models::{DenseBlock, ResidualBlock, UNetDecoder, UNetEncoder};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
 #[path = "common/cli.rs"]
 #[allow(dead_code)]
 mod cli;
+#[path = "common/python.rs"]
+mod python;
 
 const CHANNELS: usize = 64;
 const SIZE: usize = 32;
@@ -58,6 +61,9 @@ struct Args {
     /// Do not run python/bench_flax.py.
     #[arg(long)]
     no_flax: bool,
+    /// Do not measure each variant's peak memory (VmHWM of a child process per variant).
+    #[arg(long)]
+    no_memory: bool,
     /// Build and time one variant alone, no Flax, and print its peak memory (for `perf` and
     /// for comparing the variants' peak RSS: run once per variant).
     #[arg(long, value_enum)]
@@ -103,7 +109,7 @@ impl Workload {
 }
 
 /// The variants `--only` can pick.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Only {
     Ours,
     Plain,
@@ -497,6 +503,32 @@ fn peak_rss() -> String {
         .map_or_else(|| "unknown".to_string(), |v| v.trim().to_string())
 }
 
+/// Peak resident set in kB of a child process (this binary with `--only`) that builds one
+/// variant and runs its steps: all children carry the same binary and input, so the ratios
+/// compare the variants' own allocations plus that baseline. `None` when it cannot run.
+fn child_peak_kb(args: &Args, only: Only) -> Option<u64> {
+    let name = |v: &dyn Fn() -> Option<clap::builder::PossibleValue>| {
+        v().map(|p| p.get_name().to_string())
+    };
+    let workload = name(&|| args.workload.to_possible_value())?;
+    let variant = name(&|| only.to_possible_value())?;
+    let steps = args.steps.min(10).to_string();
+    let out = Command::new(std::env::current_exe().ok()?)
+        .args(["--workload", &workload, "--batch", &args.batch.to_string()])
+        .args(["--steps", &steps, "--block", &steps, "--warmup", "1"])
+        .args(["--only", &variant])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains("peak RSS "))?;
+    line.rsplit("peak RSS ")
+        .next()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Threads of candle's CPU pool (`RAYON_NUM_THREADS`, else all CPUs); Flax gets as many.
 fn threads() -> usize {
     candle_core::utils::get_num_threads()
@@ -504,39 +536,28 @@ fn threads() -> usize {
 
 /// Flax's (train steps/s, eval forwards/s) from python/bench_flax.py, or why not.
 fn flax(args: &Args) -> std::result::Result<(f64, f64, String), String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/bench_flax.py");
-    let out = Command::new("python3")
-        .args([script, "--workload", args.workload.flax_name()])
-        .args(["--batch", &args.batch.to_string()])
-        .args(["--steps", &args.steps.to_string()])
-        .args(["--threads", &threads().to_string()])
-        .output()
-        .map_err(|e| format!("python3 not runnable: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().last().unwrap_or("no output");
-        return Err(format!("bench_flax.py failed: {last}"));
-    }
-    let prefix = format!("flax {}", args.workload.flax_name());
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(&prefix))
-        .ok_or("bench_flax.py printed no result line")?;
-    let value = |key: &str| {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(key)?.parse::<f64>().ok())
-            .ok_or(format!("no {key} in {line:?}"))
-    };
-    let versions = text
-        .lines()
-        .find(|l| l.starts_with("python"))
-        .unwrap_or("")
-        .to_string();
+    let name = args.workload.flax_name();
+    let script_args = [
+        "--workload",
+        name,
+        "--batch",
+        &args.batch.to_string(),
+        "--steps",
+        &args.steps.to_string(),
+        "--threads",
+        &threads().to_string(),
+    ]
+    .map(String::from);
+    let out = python::run(
+        "bench_flax.py",
+        &script_args,
+        &format!("flax {name} "),
+        "python",
+    )?;
     Ok((
-        value("train_steps_per_s=")?,
-        value("eval_per_s=")?,
-        versions,
+        out.value("train_steps_per_s")?,
+        out.value("eval_per_s")?,
+        out.header,
     ))
 }
 
@@ -605,6 +626,22 @@ fn run(args: Args) -> Result<()> {
             flax_cell(i),
             ratio(v[0], i)
         );
+    }
+    if !args.no_memory {
+        let peaks = [Only::Ours, Only::Plain, Only::CandleNn].map(|v| child_peak_kb(&args, v));
+        match peaks {
+            [Some(a), Some(b), Some(c)] if b > 0 => println!(
+                "{:<24}{:>10.1}{:>12.1}{:>11.1}{:>10}{:>11}   ours/plain ops {:.2}x",
+                "peak RSS (VmHWM, MB)",
+                a as f64 / 1024.0,
+                b as f64 / 1024.0,
+                c as f64 / 1024.0,
+                "-",
+                "-",
+                a as f64 / b as f64
+            ),
+            _ => println!("peak RSS not measured: a child process did not report it"),
+        }
     }
     match &flax {
         Ok((_, _, versions)) => println!("Flax: python/bench_flax.py ({versions})"),
