@@ -12,6 +12,10 @@ const TASK_ROWS: usize = 1024;
 
 struct ConcatLast;
 
+/// One task of the backward: its block of rows, and the matching rows of each input's
+/// gradient (`None` for an input that needs none).
+type SplitTask<'a> = (usize, Option<&'a mut [f32]>, Option<&'a mut [f32]>);
+
 /// Widths `(a, b)` of the last axes; the leading dimensions must agree.
 fn widths(a: &Shape, b: &Shape) -> candle_core::Result<(usize, usize, usize)> {
     let (da, db) = (a.dims(), b.dims());
@@ -80,8 +84,7 @@ impl CustomOp2 for ConcatLast {
             }
             let chunks_a = da.chunks_mut((TASK_ROWS * ca).max(1));
             let chunks_b = db.chunks_mut((TASK_ROWS * cb).max(1));
-            let tasks: Vec<(usize, Option<&mut [f32]>, Option<&mut [f32]>)> = (0..rows
-                .div_ceil(TASK_ROWS))
+            let tasks: Vec<SplitTask<'_>> = (0..rows.div_ceil(TASK_ROWS))
                 .zip(chunks_a.map(Some).chain(std::iter::repeat_with(|| None)))
                 .zip(chunks_b.map(Some).chain(std::iter::repeat_with(|| None)))
                 .map(|((t, x), y)| (t, x, y))
