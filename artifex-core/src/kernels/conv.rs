@@ -4,14 +4,19 @@
 //! recomputes the patches for the kernel gradient (`patches^T @ grad`), gets the patch
 //! gradients from `grad @ kernel^T` and scatters them back image by image (col2im).
 //!
-//! Input dilation (zeros between input pixels) is part of the geometry, so a transposed
-//! convolution (a stride-1 convolution over the stride-dilated input) runs on the same op.
+//! Input dilation (zeros between input pixels) is part of the geometry. A transposed
+//! convolution (a stride-1 convolution over the stride-dilated input) runs in the sub-pixel
+//! form: it is the input gradient of the strided convolution with the flipped kernel
+//! ([`Conv2dGeometry::subpixel`]), so its forward is a product and a col2im scatter, and no
+//! product multiplies the dilation's zeros; the dilated im2col remains for paddings beyond the
+//! dilated kernel.
 //!
 //! Work is cut into blocks of patch rows (about 256 KB of patches, copied and multiplied while
 //! they are in the core's cache, in per-thread buffers, so no patch matrix is ever whole);
-//! the kernel gradient sums the blocks' partial products in block order, and the scatter runs
-//! one task per image. Block sizes depend on the shapes only, so the results do not depend on
-//! the number of threads.
+//! the kernel gradient accumulates the blocks in a fixed number of runs of consecutive blocks,
+//! one partial per run, and sums the partials element-wise in run order over the pool; the
+//! scatter runs one task per image. Block sizes and runs depend on the shapes only, so the
+//! results do not depend on the number of threads.
 
 use std::cell::RefCell;
 
