@@ -1,15 +1,18 @@
 //! Benchmark of a convolutional training step (issue 12): the seed's ResidualBlock(64,
 //! stride 2, downsample), or with `--workload dense` its DenseBlock(in 64, growth 32,
-//! 4 layers), on NHWC `(batch, 32, 32, 64)`, BatchNorm in train mode, loss
-//! `mean(out²)`, Adam 1e-3, f32; and its eval-mode forward. Three variants in one process,
+//! 4 layers), on NHWC `(batch, 32, 32, 64)`, or with `--workload unet` its UNetEncoder +
+//! UNetDecoder (channels [3, 32, 64, 128], the decoder with `skip_channels`) on
+//! `(batch, 32, 32, 3)`; BatchNorm in train mode, loss `mean(out²)`, Adam 1e-3, f32; and its
+//! eval-mode forward. Three variants in one process,
 //! in interleaved blocks of steps so machine noise hits all alike: ours (GEMM conv kernels),
 //! ours on plain candle ops (`fast_paths` off), and the block written by hand with candle-nn
 //! on NCHW. Flax NNX (`python/bench_flax.py`, `nnx.jit`) runs as a child process on the same
-//! workload, and is skipped with a note when Python or Flax is missing.
+//! workload, and is skipped with a note when Python or Flax is missing. The peak memory of
+//! each variant is the `VmHWM` of a child process (this binary with `--only`) running it.
 //!
 //! ```text
-//! cargo run --release --example bench_conv [-- --workload residual|dense] [--batch 16] [--steps 60] [--block 10] [--no-flax]
-//!     [--only ours|plain|candle-nn]
+//! cargo run --release --example bench_conv [-- --workload residual|dense|unet] [--batch 16] [--steps 60] [--block 10] [--no-flax]
+//!     [--only ours|plain|candle-nn] [--no-memory]
 //! ```
 
 use std::process::{Command, ExitCode};
@@ -19,12 +22,14 @@ use artifex_core::candle_core::{DType, Device, Module as _, Tensor};
 use artifex_core::candle_nn::{self, ModuleT, Optimizer as _, VarBuilder, VarMap};
 use artifex_core::optim::{Adam, Optimizer};
 use artifex_core::prelude::*;
-use artifex_models::{DenseBlock, ResidualBlock};
-use clap::Parser;
+use artifex_models::{DenseBlock, ResidualBlock, UNetDecoder, UNetEncoder};
+use clap::{Parser, ValueEnum};
 
 #[path = "common/cli.rs"]
 #[allow(dead_code)]
 mod cli;
+#[path = "common/python.rs"]
+mod python;
 
 const CHANNELS: usize = 64;
 const SIZE: usize = 32;
@@ -32,6 +37,8 @@ const LR: f64 = 1e-3;
 /// DenseBlock: channels added per layer, and layers.
 const GROWTH: usize = 32;
 const DENSE_LAYERS: usize = 4;
+/// U-Net: the encoder's channels (the decoder's are the reverse).
+const UNET_CHANNELS: [usize; 4] = [3, 32, 64, 128];
 
 /// Times a ResidualBlock training step: ours, ours on plain ops, candle-nn by hand, Flax NNX.
 #[derive(Parser, Debug)]
@@ -54,6 +61,9 @@ struct Args {
     /// Do not run python/bench_flax.py.
     #[arg(long)]
     no_flax: bool,
+    /// Do not measure each variant's peak memory (VmHWM of a child process per variant).
+    #[arg(long)]
+    no_memory: bool,
     /// Build and time one variant alone, no Flax, and print its peak memory (for `perf` and
     /// for comparing the variants' peak RSS: run once per variant).
     #[arg(long, value_enum)]
@@ -67,6 +77,8 @@ enum Workload {
     Residual,
     /// DenseBlock(in 64, growth 32, 4 layers) on (batch, 32, 32, 64).
     Dense,
+    /// UNetEncoder + UNetDecoder, channels [3, 32, 64, 128], on (batch, 32, 32, 3).
+    Unet,
 }
 
 impl Workload {
@@ -75,6 +87,15 @@ impl Workload {
         match self {
             Workload::Residual => "residual_block",
             Workload::Dense => "dense_block",
+            Workload::Unet => "unet",
+        }
+    }
+
+    /// Channels of the NHWC input.
+    fn input_channels(self) -> usize {
+        match self {
+            Workload::Unet => UNET_CHANNELS[0],
+            _ => CHANNELS,
         }
     }
 
@@ -82,12 +103,13 @@ impl Workload {
         match self {
             Workload::Residual => "ResidualBlock(64, stride 2, downsample)",
             Workload::Dense => "DenseBlock(in 64, growth 32, 4 layers)",
+            Workload::Unet => "UNetEncoder + UNetDecoder, channels [3, 32, 64, 128]",
         }
     }
 }
 
 /// The variants `--only` can pick.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Only {
     Ours,
     Plain,
@@ -183,10 +205,85 @@ impl HandwrittenDense {
     }
 }
 
+/// The seed's U-Net pair by hand with candle-nn on NCHW: stride-2 3x3 convs (padding 1) down,
+/// stride-2 3x3 transposed convs (padding 1, output padding 1) up, BatchNorm and ReLU after
+/// each, the skips concatenated on the channel axis after each up block.
+struct HandwrittenUNet {
+    down: Vec<(candle_nn::Conv2d, candle_nn::BatchNorm)>,
+    up: Vec<(candle_nn::ConvTranspose2d, candle_nn::BatchNorm)>,
+}
+
+impl HandwrittenUNet {
+    fn new(vb: &VarBuilder) -> candle_core::Result<Self> {
+        let bn_config = candle_nn::BatchNormConfig {
+            eps: 1e-5,
+            remove_mean: true,
+            affine: true,
+            momentum: 0.01,
+        };
+        let down_config = candle_nn::Conv2dConfig {
+            padding: 1,
+            stride: 2,
+            ..Default::default()
+        };
+        let up_config = candle_nn::ConvTranspose2dConfig {
+            padding: 1,
+            output_padding: 1,
+            stride: 2,
+            dilation: 1,
+        };
+        let c = UNET_CHANNELS;
+        let down = (0..c.len() - 1)
+            .map(|i| {
+                let vb = vb.pp(format!("down.{i}"));
+                Ok((
+                    candle_nn::conv2d(c[i], c[i + 1], 3, down_config, vb.pp("0"))?,
+                    candle_nn::batch_norm(c[i + 1], bn_config, vb.pp("1"))?,
+                ))
+            })
+            .collect::<candle_core::Result<_>>()?;
+        let rev: Vec<usize> = c.iter().rev().copied().collect();
+        let up = (0..rev.len() - 1)
+            .map(|i| {
+                // After the first up block, the concatenated skip's channels come in too.
+                let skip = if i == 0 { 0 } else { rev[i] };
+                let vb = vb.pp(format!("up.{i}"));
+                Ok((
+                    candle_nn::conv_transpose2d(
+                        rev[i] + skip,
+                        rev[i + 1],
+                        3,
+                        up_config,
+                        vb.pp("0"),
+                    )?,
+                    candle_nn::batch_norm(rev[i + 1], bn_config, vb.pp("1"))?,
+                ))
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Self { down, up })
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let (mut x, mut skips) = (x.clone(), Vec::new());
+        for (conv, bn) in &self.down {
+            skips.push(x.clone());
+            x = bn.forward_t(&conv.forward(&x)?, train)?.relu()?;
+        }
+        for (conv, bn) in &self.up {
+            x = bn.forward_t(&conv.forward(&x)?, train)?.relu()?;
+            if let Some(skip) = skips.pop() {
+                x = Tensor::cat(&[&x, &skip], 1)?;
+            }
+        }
+        Ok(x)
+    }
+}
+
 /// The hand-written model of a workload.
 enum HandwrittenModel {
     Residual(Box<HandwrittenResidual>),
     Dense(HandwrittenDense),
+    Unet(HandwrittenUNet),
 }
 
 impl HandwrittenModel {
@@ -194,6 +291,7 @@ impl HandwrittenModel {
         match self {
             HandwrittenModel::Residual(m) => m.forward(x, train),
             HandwrittenModel::Dense(m) => m.forward(x, train),
+            HandwrittenModel::Unet(m) => m.forward(x, train),
         }
     }
 }
@@ -202,6 +300,7 @@ impl HandwrittenModel {
 enum Model {
     Residual(Box<ResidualBlock>),
     Dense(DenseBlock),
+    Unet(Box<(UNetEncoder, UNetDecoder)>),
 }
 
 impl Model {
@@ -209,6 +308,10 @@ impl Model {
         match self {
             Model::Residual(m) => m.forward(x),
             Model::Dense(m) => m.forward(x),
+            Model::Unet(m) => {
+                let (h, skips) = m.0.forward(x)?;
+                m.1.forward(&h, &skips)
+            }
         }
     }
 
@@ -218,6 +321,14 @@ impl Model {
             (Model::Residual(m), false) => m.eval(),
             (Model::Dense(m), true) => m.train(),
             (Model::Dense(m), false) => m.eval(),
+            (Model::Unet(m), true) => {
+                m.0.train();
+                m.1.train();
+            }
+            (Model::Unet(m), false) => {
+                m.0.eval();
+                m.1.eval();
+            }
         }
     }
 }
@@ -284,6 +395,21 @@ fn ours(workload: Workload, x: &Tensor) -> Result<Ours> {
             let params = m.named_params();
             (Model::Dense(m), params)
         }
+        Workload::Unet => {
+            let encoder = UNetEncoder::new(UNET_CHANNELS.to_vec(), rngs)?;
+            let reversed: Vec<usize> = UNET_CHANNELS.iter().rev().copied().collect();
+            let skips = UNET_CHANNELS[..UNET_CHANNELS.len() - 1].to_vec();
+            let decoder = UNetDecoder::new(reversed, skips, rngs)?;
+            let named = |prefix: &str, params: Vec<(String, Param)>| {
+                params
+                    .into_iter()
+                    .map(move |(n, p)| (format!("{prefix}.{n}"), p))
+                    .collect::<Vec<_>>()
+            };
+            let mut params = named("encoder", encoder.named_params());
+            params.extend(named("decoder", decoder.named_params()));
+            (Model::Unet(Box::new((encoder, decoder))), params)
+        }
     };
     let opt = Adam::new(params, LR)?;
     Ok(Ours {
@@ -299,6 +425,7 @@ fn candle_nn_variant(workload: Workload, x: &Tensor) -> Result<CandleNn> {
     let model = match workload {
         Workload::Residual => HandwrittenModel::Residual(Box::new(HandwrittenResidual::new(&vb)?)),
         Workload::Dense => HandwrittenModel::Dense(HandwrittenDense::new(&vb)?),
+        Workload::Unet => HandwrittenModel::Unet(HandwrittenUNet::new(&vb)?),
     };
     let params = candle_nn::ParamsAdamW {
         lr: LR,
@@ -376,6 +503,32 @@ fn peak_rss() -> String {
         .map_or_else(|| "unknown".to_string(), |v| v.trim().to_string())
 }
 
+/// Peak resident set in kB of a child process (this binary with `--only`) that builds one
+/// variant and runs its steps: all children carry the same binary and input, so the ratios
+/// compare the variants' own allocations plus that baseline. `None` when it cannot run.
+fn child_peak_kb(args: &Args, only: Only) -> Option<u64> {
+    let name = |v: &dyn Fn() -> Option<clap::builder::PossibleValue>| {
+        v().map(|p| p.get_name().to_string())
+    };
+    let workload = name(&|| args.workload.to_possible_value())?;
+    let variant = name(&|| only.to_possible_value())?;
+    let steps = args.steps.min(10).to_string();
+    let out = Command::new(std::env::current_exe().ok()?)
+        .args(["--workload", &workload, "--batch", &args.batch.to_string()])
+        .args(["--steps", &steps, "--block", &steps, "--warmup", "1"])
+        .args(["--only", &variant])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains("peak RSS "))?;
+    line.rsplit("peak RSS ")
+        .next()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Threads of candle's CPU pool (`RAYON_NUM_THREADS`, else all CPUs); Flax gets as many.
 fn threads() -> usize {
     candle_core::utils::get_num_threads()
@@ -383,48 +536,38 @@ fn threads() -> usize {
 
 /// Flax's (train steps/s, eval forwards/s) from python/bench_flax.py, or why not.
 fn flax(args: &Args) -> std::result::Result<(f64, f64, String), String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/bench_flax.py");
-    let out = Command::new("python3")
-        .args([script, "--workload", args.workload.flax_name()])
-        .args(["--batch", &args.batch.to_string()])
-        .args(["--steps", &args.steps.to_string()])
-        .args(["--threads", &threads().to_string()])
-        .output()
-        .map_err(|e| format!("python3 not runnable: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().last().unwrap_or("no output");
-        return Err(format!("bench_flax.py failed: {last}"));
-    }
-    let prefix = format!("flax {}", args.workload.flax_name());
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(&prefix))
-        .ok_or("bench_flax.py printed no result line")?;
-    let value = |key: &str| {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(key)?.parse::<f64>().ok())
-            .ok_or(format!("no {key} in {line:?}"))
-    };
-    let versions = text
-        .lines()
-        .find(|l| l.starts_with("python"))
-        .unwrap_or("")
-        .to_string();
+    let name = args.workload.flax_name();
+    let script_args = [
+        "--workload",
+        name,
+        "--batch",
+        &args.batch.to_string(),
+        "--steps",
+        &args.steps.to_string(),
+        "--threads",
+        &threads().to_string(),
+    ]
+    .map(String::from);
+    let out = python::run(
+        "bench_flax.py",
+        &script_args,
+        &format!("flax {name} "),
+        "python",
+    )?;
     Ok((
-        value("train_steps_per_s=")?,
-        value("eval_per_s=")?,
-        versions,
+        out.value("train_steps_per_s")?,
+        out.value("eval_per_s")?,
+        out.header,
     ))
 }
 
 fn run(args: Args) -> Result<()> {
     let device = Device::Cpu;
-    let x = Tensor::rand(0f32, 1f32, (args.batch, SIZE, SIZE, CHANNELS), &device)?;
+    let channels = args.workload.input_channels();
+    let x = Tensor::rand(0f32, 1f32, (args.batch, SIZE, SIZE, channels), &device)?;
     println!("cpu: {}", cpu_line());
     println!(
-        "bench_conv: {}, NHWC ({}, {SIZE}, {SIZE}, {CHANNELS}), BatchNorm train, loss mean(out²), Adam {LR}, f32, {} threads (Flax too), {} timed steps each in blocks of {}",
+        "bench_conv: {}, NHWC ({}, {SIZE}, {SIZE}, {channels}), BatchNorm train, loss mean(out²), Adam {LR}, f32, {} threads (Flax too), {} timed steps each in blocks of {}",
         args.workload.describe(),
         args.batch,
         threads(),
@@ -483,6 +626,22 @@ fn run(args: Args) -> Result<()> {
             flax_cell(i),
             ratio(v[0], i)
         );
+    }
+    if !args.no_memory {
+        let peaks = [Only::Ours, Only::Plain, Only::CandleNn].map(|v| child_peak_kb(&args, v));
+        match peaks {
+            [Some(a), Some(b), Some(c)] if b > 0 => println!(
+                "{:<24}{:>10.1}{:>12.1}{:>11.1}{:>10}{:>11}   ours/plain ops {:.2}x",
+                "peak RSS (VmHWM, MB)",
+                a as f64 / 1024.0,
+                b as f64 / 1024.0,
+                c as f64 / 1024.0,
+                "-",
+                "-",
+                a as f64 / b as f64
+            ),
+            _ => println!("peak RSS not measured: a child process did not report it"),
+        }
     }
     match &flax {
         Ok((_, _, versions)) => println!("Flax: python/bench_flax.py ({versions})"),

@@ -6,8 +6,12 @@
 //! `safetensors` (serialize / mmap deserialize + tensor creation).
 //!
 //! ```text
-//! cargo run --release --example bench_vae [-- --quick] [--train-only] [--steps 120] [--block 10]
+//! cargo run --release --example bench_vae [-- --quick] [--train-only] [--steps 120] [--block 10] [--no-python]
 //! ```
+//! The training rows also compare our step with Flax NNX's (`python/bench_flax.py --workload
+//! vae`) and with the numpy GEMM floor (`python/gemm_floor.py`: the step's matrix products
+//! alone), both run as child processes when `python3` has jax / numpy (not in `--quick` mode,
+//! nor with `--no-python`; a note replaces a missing figure).
 //! (`--help` lists the flags.)
 //!
 //! Peak memory is the `VmHWM` (peak resident set) of a child process (this binary re-run with
@@ -27,6 +31,8 @@ use clap::Parser;
 #[path = "common/cli.rs"]
 #[allow(dead_code)] // only `main` uses it; tests/bench_vae.rs includes this file too
 mod cli;
+#[path = "common/python.rs"]
+mod python;
 
 const INPUT: usize = 784;
 const LATENT: usize = 20;
@@ -55,6 +61,9 @@ pub struct Options {
     pub memory: bool,
     /// Only the training rows (`--train-only`).
     pub train_only: bool,
+    /// Also run the Python references (Flax NNX's step, the numpy GEMM floor) when python3
+    /// is there; off in quick mode, so the suite never needs Python.
+    pub references: bool,
 }
 
 impl Options {
@@ -70,6 +79,7 @@ impl Options {
             ckpt_widths: vec![2048, 2560, 2048],
             memory: true,
             train_only: false,
+            references: true,
         }
     }
 
@@ -86,6 +96,7 @@ impl Options {
             ckpt_widths: vec![64, 64, 64],
             memory: false,
             train_only: false,
+            references: false,
         }
     }
 }
@@ -521,7 +532,62 @@ fn train_table(opts: &Options, device: &Device) -> Result<([f64; 3], f64, f64)> 
     let train_ratio = row("train steps/s", ours_sps, ref_sps);
     let plain_ratio = row("train steps/s, plain ops (no fused)", plain_sps, ref_sps);
     row("train GFLOP/s", ours_sps * gflop, ref_sps * gflop);
+    if opts.references {
+        references(opts, ours_sps);
+    }
     Ok((sps, train_ratio, plain_ratio))
+}
+
+/// Prints our training steps/s against Flax NNX's (`python/bench_flax.py --workload vae`) and
+/// against the numpy GEMM floor (`python/gemm_floor.py`), each run as a child process with
+/// the same batch and thread count; a note instead where Python, jax or numpy is missing.
+fn references(opts: &Options, ours_sps: f64) {
+    let threads = candle_core::utils::get_num_threads().to_string();
+    let batch = opts.batch.to_string();
+    let flax_args = [
+        "--workload",
+        "vae",
+        "--batch",
+        &batch,
+        "--threads",
+        &threads,
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain(["--steps".to_string(), opts.steps.to_string()])
+    .collect::<Vec<_>>();
+    println!(
+        "{:<34}{:>12}{:>12}{:>9}",
+        "references (python3)", "ours", "reference", "ratio"
+    );
+    match python::run("bench_flax.py", &flax_args, "flax vae ", "python") {
+        Ok(out) => match out.value("train_steps_per_s") {
+            Ok(flax) => {
+                row("train steps/s vs Flax NNX", ours_sps, flax);
+                println!(
+                    "  (Flax: python/bench_flax.py --workload vae; {})",
+                    out.header
+                );
+            }
+            Err(why) => println!("Flax NNX not measured: {why}"),
+        },
+        Err(why) => println!("Flax NNX not measured: {why}"),
+    }
+    let floor_args = ["--batch", &batch, "--threads", &threads].map(String::from);
+    match python::run("gemm_floor.py", &floor_args, "gemm_floor vae ", "numpy") {
+        Ok(out) => match out.value("steps_per_s") {
+            Ok(floor) => {
+                let r = row("train steps/s vs GEMM floor", ours_sps, floor);
+                println!(
+                    "  (floor: python/gemm_floor.py, the step's products alone; {}; ours = {:.0}% of it)",
+                    out.header,
+                    100.0 * r
+                );
+            }
+            Err(why) => println!("GEMM floor not measured: {why}"),
+        },
+        Err(why) => println!("GEMM floor not measured: {why}"),
+    }
 }
 
 /// Prints one row of the table and returns its ratio.
@@ -598,6 +664,9 @@ struct Args {
     /// Steps per interleaved block [default: 10; 2 with --quick]
     #[arg(long, value_name = "N", value_parser = cli::at_least_one())]
     block: Option<usize>,
+    /// Do not run the Python references (Flax NNX, the numpy GEMM floor)
+    #[arg(long)]
+    no_python: bool,
     /// Internal: build and train one variant, print its peak RSS (the memory rows' children)
     #[arg(long, value_name = "VARIANT", hide = true, value_parser = ["ours", "plain", "ref"])]
     child: Option<String>,
@@ -613,6 +682,7 @@ impl Args {
             Options::full()
         };
         opts.train_only = self.train_only;
+        opts.references &= !self.no_python;
         opts.steps = self.steps.unwrap_or(opts.steps);
         opts.block = self.block.unwrap_or(opts.block);
         opts

@@ -318,8 +318,8 @@ fn train_vae_stops_on_ctrl_c_with_a_checkpoint_refuses_a_used_dir_and_resumes() 
 }
 
 #[test]
-fn bench_conv_runs_both_workloads_in_a_reduced_mode() {
-    for workload in ["residual", "dense"] {
+fn bench_conv_runs_every_workload_in_a_reduced_mode() {
+    for workload in ["residual", "dense", "unet"] {
         let args = [
             "--workload",
             workload,
@@ -336,7 +336,7 @@ fn bench_conv_runs_both_workloads_in_a_reduced_mode() {
         let (code, stdout, stderr) = run("bench_conv", &args);
         assert_eq!(code, 0, "{workload}: {stdout}\n{stderr}");
         assert!(stdout.contains("cpu: "), "{stdout}");
-        for variant in ["ours", "candle-nn"] {
+        for variant in ["ours", "candle-nn", "peak RSS"] {
             assert!(
                 stdout.contains(variant),
                 "{workload}: no {variant} row:\n{stdout}"

@@ -236,6 +236,52 @@ fn conv_kernel_matches_plain_ops() -> Result<()> {
     for _ in 0..60 {
         check_case(&random_case(&mut g))?;
     }
+    check_cat()
+}
+
+/// `ops::cat` of two tensors on the last axis (the fused kernel) gives `Tensor::cat`'s
+/// values and gradients bit for bit; other axes and operand counts take `Tensor::cat`.
+fn check_cat() -> Result<()> {
+    let mut g = Lcg(77);
+    let mut values = |dims: &[usize]| -> Result<Var> {
+        let n: usize = dims.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|_| g.below(2001) as f32 / 1000.0 - 1.0)
+            .collect();
+        Ok(Var::from_tensor(&Tensor::from_vec(v, dims, &Device::Cpu)?)?)
+    };
+    for (a_dims, b_dims, dim) in [
+        (vec![2, 3, 4, 5], vec![2, 3, 4, 7], 3),
+        (vec![3000, 3], vec![3000, 1], 1),
+        (vec![2, 3, 4], vec![2, 5, 4], 1),
+    ] {
+        let (a, b) = (values(&a_dims)?, values(&b_dims)?);
+        let mut results = Vec::new();
+        for fused in [true, false] {
+            let y = if fused {
+                artifex_core::ops::cat(&[a.as_tensor(), b.as_tensor()], dim)?
+            } else {
+                Tensor::cat(&[a.as_tensor(), b.as_tensor()], dim)?
+            };
+            let r = Tensor::arange(0f32, y.elem_count() as f32, &Device::Cpu)?
+                .reshape(y.shape())?
+                .cos()?;
+            let grads = (&y * &r)?.sum_all()?.backward()?;
+            let mut bits = Vec::new();
+            for t in [
+                &y,
+                grads.get(a.as_tensor()).expect("da"),
+                grads.get(b.as_tensor()).expect("db"),
+            ] {
+                bits.push(t.flatten_all()?.to_vec1::<f32>()?);
+            }
+            results.push(bits);
+        }
+        assert_eq!(
+            results[0], results[1],
+            "cat of {a_dims:?} and {b_dims:?} on {dim}"
+        );
+    }
     Ok(())
 }
 
@@ -249,8 +295,11 @@ fn conv_fingerprint_child() -> Result<()> {
     let mut big = fixed_cases()[0].clone();
     (big.batch, big.spatial, big.cin, big.cout) = (vec![8], vec![32, 32], 16, 32);
     let mut bits = Vec::new();
+    // Stride 1: more row blocks than the kernel gradient's partial sums.
+    let mut big_same = big.clone();
+    (big_same.strides, big_same.cout) = (vec![1], 8);
     let cases = fixed_cases();
-    for case in [big, cases[5].clone(), cases[10].clone()] {
+    for case in [big, big_same, cases[5].clone(), cases[10].clone()] {
         for (_, t) in case.run(true)? {
             let v: Vec<f32> = t.flatten_all()?.to_vec1()?;
             bits.extend(v.iter().map(|f| f.to_bits().to_string()));

@@ -144,6 +144,7 @@ mod layer;
 pub mod layers;
 pub mod losses;
 mod module;
+pub mod ops;
 pub mod optim;
 mod path;
 mod rng;

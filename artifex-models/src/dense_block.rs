@@ -27,10 +27,12 @@ pub struct DenseBlock {
 impl DenseBlock {
     /// `x (batch, h, w, in) -> (batch, h, w, in + num_layers * growth_rate)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (mut x, mut features) = (x.clone(), vec![x.clone()]);
+        // cat(features) of the seed, built one feature at a time: the same values, and two
+        // operands per concatenation, which the fused channels-last kernel takes.
+        let mut x = x.clone();
         for (bn, conv) in &self.layers {
-            features.push(conv.forward(&bn.forward(&x)?.relu()?)?);
-            x = Tensor::cat(&features, 3)?;
+            let out = conv.forward(&activation::relu(&bn.forward(&x)?)?)?;
+            x = artifex_core::ops::cat(&[&x, &out], 3)?;
         }
         Ok(x)
     }

@@ -26,7 +26,7 @@ impl UNetEncoder {
         let (mut x, mut skips) = (x.clone(), Vec::new());
         for (conv, bn) in &self.down_blocks {
             skips.push(x.clone());
-            x = bn.forward(&conv.forward(&x)?)?.relu()?;
+            x = activation::relu(&bn.forward(&conv.forward(&x)?)?)?;
         }
         Ok((x, skips))
     }
@@ -64,7 +64,7 @@ impl UNetDecoder {
     pub fn forward(&self, x: &Tensor, skips: &[Tensor]) -> Result<Tensor> {
         let mut x = x.clone();
         for (i, (conv, bn)) in self.up_blocks.iter().enumerate() {
-            x = bn.forward(&conv.forward(&x)?)?.relu()?;
+            x = activation::relu(&bn.forward(&conv.forward(&x)?)?)?;
             if let Some(skip) = skips.iter().rev().nth(i) {
                 // Same rank and the same batch, height and width; any channels.
                 let lead = x.dims().get(..3).unwrap_or(x.dims());
@@ -75,7 +75,7 @@ impl UNetDecoder {
                         got: skip.dims().to_vec(),
                     });
                 }
-                x = Tensor::cat(&[&x, skip], 3)?;
+                x = artifex_core::ops::cat(&[&x, skip], 3)?;
             }
         }
         Ok(x)

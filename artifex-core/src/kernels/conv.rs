@@ -4,17 +4,21 @@
 //! recomputes the patches for the kernel gradient (`patches^T @ grad`), gets the patch
 //! gradients from `grad @ kernel^T` and scatters them back image by image (col2im).
 //!
-//! Input dilation (zeros between input pixels) is part of the geometry, so a transposed
-//! convolution (a stride-1 convolution over the stride-dilated input) runs on the same op.
+//! Input dilation (zeros between input pixels) is part of the geometry. A transposed
+//! convolution (a stride-1 convolution over the stride-dilated input) runs in the sub-pixel
+//! form: it is the input gradient of the strided convolution with the flipped kernel
+//! ([`Conv2dGeometry::subpixel`]), so its forward is a product and a col2im scatter, and no
+//! product multiplies the dilation's zeros; the dilated im2col remains for paddings beyond the
+//! dilated kernel.
 //!
 //! Work is cut into blocks of patch rows (about 256 KB of patches, copied and multiplied while
 //! they are in the core's cache, in per-thread buffers, so no patch matrix is ever whole);
-//! the kernel gradient sums the blocks' partial products in block order, and the scatter runs
-//! one task per image. Block sizes depend on the shapes only, so the results do not depend on
-//! the number of threads.
+//! the kernel gradient accumulates the blocks in a fixed number of runs of consecutive blocks,
+//! one partial per run, and sums the partials element-wise in run order over the pool; the
+//! scatter runs one task per image. Block sizes and runs depend on the shapes only, so the
+//! results do not depend on the number of threads.
 
 use std::cell::RefCell;
-use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
@@ -24,6 +28,13 @@ use super::{cpu_f32, pool, with_f32};
 /// Patch values per task (rows of patches x patch length): 256 KB of patches stay in the
 /// core's cache between the im2col copy and the product that reads them.
 const TASK_PATCH_VALUES: usize = 1 << 16;
+
+/// Runs of consecutive row blocks in the kernel gradient, each with its own partial sum: a
+/// constant, so the summation order (and the bits) never depend on the number of threads.
+const KERNEL_GRAD_GROUPS: usize = 8;
+
+/// Values per task when the kernel gradient's partials are summed.
+const SUM_CHUNK: usize = 1 << 14;
 
 thread_local! {
     /// Per-thread patch buffers (the pool's threads live for the process), so steps do not
@@ -44,26 +55,6 @@ fn with_patch_buffer<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
         // Not reentrant in practice; a fresh buffer keeps it correct if it ever were.
         Err(_) => f(&mut vec![0f32; len]),
     })
-}
-
-/// Runs fallible `f` on every task over the worker pool; the first error, if any.
-fn try_for_each_task<T: Send>(
-    tasks: Vec<T>,
-    f: impl Fn(T) -> candle_core::Result<()> + Sync,
-) -> candle_core::Result<()> {
-    let failure = Mutex::new(None);
-    pool::for_each_task(tasks, |t| {
-        if let Err(e) = f(t) {
-            if let Ok(mut slot) = failure.lock() {
-                slot.get_or_insert(e);
-            }
-        }
-    });
-    match failure.into_inner() {
-        Ok(None) => Ok(()),
-        Ok(Some(e)) => Err(e),
-        Err(_) => candle_core::bail!("artifex-conv: a task panicked"),
-    }
 }
 
 /// One spatial axis of a convolution: output `p`, tap `t` reads the (input-dilated, padded)
@@ -147,6 +138,26 @@ impl Axis {
         out
     }
 
+    /// For a transposed axis (stride 1 over the input dilated by `s`), the axis of the
+    /// strided convolution whose input gradient it is: input and output swapped, stride `s`,
+    /// taps reversed (`pad_lo' = (kernel - 1) * dilation - pad_lo`); output `o` of `self`
+    /// gets input pixel `i` through tap `t` exactly when `o = i * s - t * dilation + pad_lo`.
+    /// `None` when the stride is not 1 or `pad_lo'` would be negative.
+    fn subpixel(&self) -> Option<Self> {
+        if self.stride != 1 {
+            return None;
+        }
+        Some(Self {
+            input: self.output,
+            kernel: self.kernel,
+            stride: self.input_dilation,
+            dilation: self.dilation,
+            input_dilation: 1,
+            pad_lo: ((self.kernel - 1) * self.dilation).checked_sub(self.pad_lo)?,
+            output: self.input,
+        })
+    }
+
     /// True when the axis maps every output straight to the same input pixel.
     fn is_identity(&self) -> bool {
         self.kernel == 1
@@ -191,6 +202,41 @@ impl Conv2dGeometry {
     /// True when the patches are the input itself (1x1 kernel, stride 1, no padding).
     fn patches_are_input(&self) -> bool {
         self.h.is_identity() && self.w.is_identity()
+    }
+
+    /// For a transposed convolution (input dilation > 1), the strided convolution whose input
+    /// gradient (col2im) it is, with `cin` and `cout` swapped: then no product multiplies the
+    /// dilation's zeros (`stride²` less work than the dilated im2col).
+    fn subpixel(&self) -> Option<Self> {
+        if self.h.input_dilation == 1 && self.w.input_dilation == 1 {
+            return None;
+        }
+        Some(Self {
+            batch: self.batch,
+            h: self.h.subpixel()?,
+            w: self.w.subpixel()?,
+            cin: self.cout,
+            cout: self.cin,
+        })
+    }
+
+    /// The kernel `(KH, KW, a, b)` flipped in both spatial axes with its last two axes
+    /// swapped: `(KH, KW, b, a)`, the kernel of [`Self::subpixel`] (and back).
+    fn flip_swap(&self, kernel: &[f32], a: usize, b: usize) -> Vec<f32> {
+        let (kh, kw) = (self.h.kernel, self.w.kernel);
+        let mut out = vec![0f32; kernel.len()];
+        for ty in 0..kh {
+            for tx in 0..kw {
+                let src = &kernel[((kh - 1 - ty) * kw + (kw - 1 - tx)) * a * b..][..a * b];
+                let dst = &mut out[(ty * kw + tx) * a * b..][..a * b];
+                for i in 0..a {
+                    for j in 0..b {
+                        dst[j * a + i] = src[i * b + j];
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// `(batch, OH, OW, cout)`.
@@ -295,6 +341,10 @@ impl Conv2dGeometry {
         bias: Option<&[f32]>,
     ) -> candle_core::Result<Vec<f32>> {
         self.check(x, kernel, bias)?;
+        if let Some(sub) = self.subpixel() {
+            let flipped = self.flip_swap(kernel, self.cin, self.cout);
+            return sub.input_grad(&flipped, x, bias);
+        }
         let (rows, patch, cout) = (self.rows(), self.patch(), self.cout);
         let mut y = match bias {
             Some(b) => b.repeat(rows),
@@ -313,7 +363,7 @@ impl Conv2dGeometry {
         let taps = [self.h.taps(), self.w.taps()];
         let block = self.task_rows();
         let tasks: Vec<(usize, &mut [f32])> = y.chunks_mut(block * cout).enumerate().collect();
-        try_for_each_task(tasks, |(i, dst)| {
+        pool::try_for_each_task(tasks, |(i, dst)| {
             let n = dst.len() / cout;
             with_patch_buffer(n * patch, |cols| {
                 self.fill_patches(x, i * block, cols, &taps);
@@ -342,11 +392,28 @@ impl Conv2dGeometry {
                 self.output_shape()
             );
         }
-        let dk = self.kernel_grad(x, g)?;
-        let dx = if needs_dx {
-            Some(self.input_grad(kernel, g)?)
-        } else {
-            None
+        let (dk, dx) = match self.subpixel() {
+            Some(sub) => {
+                // The transposed convolution is `sub`'s input gradient of `x`: its kernel
+                // gradient pairs `patches(g)` with `x`, its input gradient is `sub` on `g`.
+                let dk = sub.kernel_grad(g, x)?;
+                let dk = sub.flip_swap(&dk, self.cout, self.cin);
+                let dx = match needs_dx {
+                    true => {
+                        Some(sub.forward(g, &self.flip_swap(kernel, self.cin, self.cout), None)?)
+                    }
+                    false => None,
+                };
+                (dk, dx)
+            }
+            None => {
+                let dk = self.kernel_grad(x, g)?;
+                let dx = match needs_dx {
+                    true => Some(self.input_grad(kernel, g, None)?),
+                    false => None,
+                };
+                (dk, dx)
+            }
         };
         let db = needs_db.then(|| {
             let mut db = vec![0f32; cout];
@@ -360,59 +427,87 @@ impl Conv2dGeometry {
         Ok(Grads { dx, dk, db })
     }
 
-    /// `patches(x)^T @ g`: one partial product per block of rows (patches copied while in
-    /// cache), summed in block order.
+    /// `patches(x)^T @ g`: the blocks of rows in [`KERNEL_GRAD_GROUPS`] runs of consecutive
+    /// blocks, each run accumulated in order into its own partial (patches copied while in
+    /// cache), then the partials summed element-wise in run order over the pool.
     fn kernel_grad(&self, x: &[f32], g: &[f32]) -> candle_core::Result<Vec<f32>> {
         let (rows, patch, cout) = (self.rows(), self.patch(), self.cout);
-        let mut dk = vec![0f32; patch * cout];
-        if self.patches_are_input() {
-            matmuls(vec![Product {
-                dst: &mut dk,
-                accumulate: false,
-                a: MatRef::row_major(x, rows, patch).t(),
-                b: MatRef::row_major(g, rows, cout),
-            }])?;
-            return Ok(dk);
-        }
-        let taps = [self.h.taps(), self.w.taps()];
+        let size = patch * cout;
+        let mut dk = vec![0f32; size];
         let block = self.task_rows();
         let blocks = rows.div_ceil(block);
-        let mut partials = vec![0f32; blocks.saturating_sub(1) * patch * cout];
-        // Block 0 writes into `dk` itself, the others into their partial.
+        let per_group = blocks.div_ceil(KERNEL_GRAD_GROUPS).max(1);
+        let groups = blocks.div_ceil(per_group);
+        let mut partials = vec![0f32; groups.saturating_sub(1) * size];
+        // Run 0 writes into `dk` itself, the others into their partial.
         let mut tasks: Vec<(usize, &mut [f32])> = vec![(0, &mut dk[..])];
         tasks.extend(
             partials
-                .chunks_mut(patch * cout)
+                .chunks_mut(size)
                 .enumerate()
                 .map(|(i, p)| (i + 1, p)),
         );
-        try_for_each_task(tasks, |(i, dst)| {
-            let first = i * block;
-            let n = block.min(rows - first);
-            with_patch_buffer(n * patch, |cols| {
-                self.fill_patches(x, first, cols, &taps);
+        let taps = (!self.patches_are_input()).then(|| [self.h.taps(), self.w.taps()]);
+        pool::try_for_each_task(tasks, |(group, dst)| {
+            let first_block = group * per_group;
+            for (j, b) in (first_block..blocks.min(first_block + per_group)).enumerate() {
+                let first = b * block;
+                let n = block.min(rows - first);
                 let gb = MatRef::row_major(&g[first * cout..(first + n) * cout], n, cout);
-                matmul_serial(dst, false, MatRef::row_major(cols, n, patch).t(), gb)
-            })
-        })?;
-        for part in partials.chunks_exact(patch * cout) {
-            for (d, p) in dk.iter_mut().zip(part) {
-                *d += p;
+                match &taps {
+                    None => {
+                        let xb = &x[first * patch..(first + n) * patch];
+                        matmul_serial(dst, j > 0, MatRef::row_major(xb, n, patch).t(), gb)?;
+                    }
+                    Some(taps) => with_patch_buffer(n * patch, |cols| {
+                        self.fill_patches(x, first, cols, taps);
+                        matmul_serial(dst, j > 0, MatRef::row_major(cols, n, patch).t(), gb)
+                    })?,
+                }
             }
+            Ok(())
+        })?;
+        if groups > 1 {
+            // Each value sums the same partials in the same order, whatever the chunk size.
+            let tasks: Vec<&mut [f32]> = dk.chunks_mut(SUM_CHUNK).collect();
+            pool::for_each_task(tasks.into_iter().enumerate().collect(), |(c, d)| {
+                let start = c * SUM_CHUNK;
+                for part in partials.chunks_exact(size) {
+                    for (d, p) in d.iter_mut().zip(&part[start..]) {
+                        *d += p;
+                    }
+                }
+            });
         }
         Ok(dk)
     }
 
     /// The input gradient: `g @ kernel^T` gives the patch gradients, scattered back image by
-    /// image (one task per image, so no two tasks add into the same pixel).
-    fn input_grad(&self, kernel: &[f32], g: &[f32]) -> candle_core::Result<Vec<f32>> {
+    /// image (one task per image, so no two tasks add into the same pixel); onto `init`
+    /// (one value per input channel, repeated over the pixels) when given, else onto zeros.
+    fn input_grad(
+        &self,
+        kernel: &[f32],
+        g: &[f32],
+        init: Option<&[f32]>,
+    ) -> candle_core::Result<Vec<f32>> {
         let (rows, patch, cout) = (self.rows(), self.patch(), self.cout);
+        if g.len() != rows * cout || init.is_some_and(|b| b.len() != self.cin) {
+            candle_core::bail!(
+                "artifex-conv: {} values of output gradient, {:?} of init, for {self:?}",
+                g.len(),
+                init.map(<[f32]>::len)
+            );
+        }
         let kt = MatRef::row_major(kernel, patch, cout).t();
-        let mut dx = vec![0f32; self.input_len()];
+        let mut dx = match init {
+            Some(b) => b.repeat(self.input_len() / self.cin.max(1)),
+            None => vec![0f32; self.input_len()],
+        };
         if self.patches_are_input() {
             matmuls(vec![Product {
                 dst: &mut dx,
-                accumulate: false,
+                accumulate: init.is_some(),
                 a: MatRef::row_major(g, rows, cout),
                 b: kt,
             }])?;
@@ -426,7 +521,7 @@ impl Conv2dGeometry {
         let taps = [self.h.taps(), self.w.taps()];
         let tasks: Vec<(usize, &mut [f32])> = dx.chunks_mut(image_in).enumerate().collect();
         let block = self.task_rows();
-        try_for_each_task(tasks, |(b, dst)| {
+        pool::try_for_each_task(tasks, |(b, dst)| {
             let gi = &g[b * image_rows * cout..(b + 1) * image_rows * cout];
             // The image's rows in blocks, in order (the scatter order of the whole image).
             for (j, gb) in gi.chunks(block * cout).enumerate() {
@@ -671,6 +766,9 @@ mod tests {
             ((1, 1, 1, 1, 1, (0, 0)), (9, 4, 3, 1, 1, (2, 0))),
             ((4, 3, 1, 1, 2, (2, 2)), (3, 3, 1, 1, 2, (2, 3))),
             ((5, 1, 1, 1, 1, (0, 0)), (5, 1, 1, 1, 1, (0, 0))),
+            // Transposed with a pad beyond the dilated kernel: the dilated im2col, not the
+            // sub-pixel form (which the two cases above with input dilation 2 take).
+            ((5, 2, 1, 1, 2, (2, 0)), (4, 3, 1, 2, 3, (1, 1))),
         ];
         for (hh, ww) in cases {
             let axis = |(n, k, s, d, a, p)| Axis::new(n, k, s, d, a, p).expect("fits");
@@ -684,6 +782,11 @@ mod tests {
             let x = values(geo.input_len(), 7);
             let k = values(geo.patch() * geo.cout, 11);
             let y = geo.forward(&x, &k, None)?;
+            let fits = |(_, k, s, d, _, (lo, _)): (usize, usize, usize, usize, usize, _)| {
+                s == 1 && lo <= (k - 1) * d
+            };
+            let sub = (hh.4 > 1 || ww.4 > 1) && fits(hh) && fits(ww);
+            assert_eq!(geo.subpixel().is_some(), sub, "{geo:?}");
             let want = direct(&geo, &x, &k);
             for (a, b) in y.iter().zip(&want) {
                 assert!(

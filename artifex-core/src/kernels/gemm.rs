@@ -3,8 +3,6 @@
 //! transposed operands through strides, without copies. Several products are cut into blocks
 //! of output rows and spread over candle's CPU worker pool ([`super::pool`]).
 
-use std::sync::Mutex;
-
 use gemm::Parallelism;
 
 /// A read-only `rows x cols` matrix inside `data`: element `(i, j)` is at
@@ -111,19 +109,7 @@ pub(crate) fn matmuls(products: Vec<Product<'_>>) -> candle_core::Result<()> {
             });
         }
     }
-    let failure = Mutex::new(None);
-    super::pool::for_each_task(blocks, |p| {
-        if let Err(e) = matmul_serial(p.dst, p.accumulate, p.a, p.b) {
-            if let Ok(mut f) = failure.lock() {
-                f.get_or_insert(e);
-            }
-        }
-    });
-    match failure.into_inner() {
-        Ok(None) => Ok(()),
-        Ok(Some(e)) => Err(e),
-        Err(_) => candle_core::bail!("artifex-gemm: a block panicked"),
-    }
+    super::pool::try_for_each_task(blocks, |p| matmul_serial(p.dst, p.accumulate, p.a, p.b))
 }
 
 /// Checks the shapes and bounds of `dst (dst_len) = a @ b`.

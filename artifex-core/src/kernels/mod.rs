@@ -8,6 +8,7 @@
 //! ([`crate::autodiff::refuse_fused_backward`]) instead of giving a wrong second derivative.
 
 pub(crate) mod batch_norm;
+pub(crate) mod concat;
 pub(crate) mod conv;
 pub(crate) mod gemm;
 pub(crate) mod linear;

@@ -32,6 +32,26 @@ pub(crate) fn for_each_task<T: Send>(tasks: Vec<T>, f: impl Fn(T) + Sync) {
     });
 }
 
+/// Runs fallible `f` once on each task as [`for_each_task`] does; the first error, if any.
+pub(crate) fn try_for_each_task<T: Send>(
+    tasks: Vec<T>,
+    f: impl Fn(T) -> candle_core::Result<()> + Sync,
+) -> candle_core::Result<()> {
+    let failure = Mutex::new(None);
+    for_each_task(tasks, |t| {
+        if let Err(e) = f(t) {
+            if let Ok(mut slot) = failure.lock() {
+                slot.get_or_insert(e);
+            }
+        }
+    });
+    match failure.into_inner() {
+        Ok(None) => Ok(()),
+        Ok(Some(e)) => Err(e),
+        Err(_) => candle_core::bail!("artifex kernels: a task panicked"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
