@@ -322,7 +322,7 @@ fn mnist_classifier_reduced_run_learns_and_reloads() {
     assert_eq!(logits(&reloaded), logits(&report.model), "bitwise equal");
     let predicted: Vec<u32> = reloaded.predict(&images).unwrap().to_vec1().unwrap();
     let features = reloaded.features(&images).expect("features");
-    assert_eq!(features.dims(), &[256, 128]);
+    assert_eq!(features.dims(), &[256, 64]);
     let labels: Vec<u32> = mnist
         .test
         .labels

@@ -83,6 +83,10 @@ pub enum Error {
     #[error(transparent)]
     Train(#[from] TrainError),
 
+    /// A sample-quality metric got input it cannot be computed on (see [`metrics`](crate::metrics)).
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+
     /// Optimizer state handed to `load_state` does not fit the optimizer.
     #[error("{optimizer} state does not match its parameters:{}", list_problems(.missing, .mismatched, .unexpected))]
     OptimizerState {

@@ -133,6 +133,7 @@ mod kernels;
 mod layer;
 pub mod layers;
 pub mod losses;
+pub mod metrics;
 mod module;
 pub mod optim;
 mod path;
