@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Every example that has a `main`.
-const EXAMPLES: [&str; 12] = [
+const EXAMPLES: [&str; 13] = [
     "train_vae",
     "mnist_classifier",
+    "mnist_fid",
     "sample",
     "reconstruct",
     "custom_gan",

@@ -28,6 +28,7 @@ mod dense_block;
 mod gan;
 mod integration;
 mod mnist_classifier;
+mod mnist_fid;
 mod registry;
 mod residual_block;
 mod residual_network;
@@ -48,6 +49,7 @@ pub use integration::{GenerativeConfig, MyCustomGenerativeModel, MyCustomGenerat
 pub use mnist_classifier::{
     MnistClassifier, MnistClassifierBuilder, RandomShift, RandomShiftBuilder,
 };
+pub use mnist_fid::{MnistFid, MnistFidReport, SHIPPED_WEIGHTS};
 pub use registry::{abstract_state_from_json, MODEL_TYPES};
 pub use residual_block::{ResidualBlock, ResidualBlockBuilder};
 pub use residual_network::{ResidualMlpBlock, ResidualNetwork, ResidualNetworkBuilder};
