@@ -85,6 +85,8 @@ fn custom_gan_example_trains_and_writes_samples() {
         "{metrics:?}"
     );
     assert!(out.join("samples.png").is_file());
+    let json = std::fs::read_to_string(out.join("mnist_fid.json")).expect("mnist_fid.json");
+    assert!(json.contains("\"metric\": \"MNIST-FID\""), "{json}");
     assert!(out
         .join("checkpoints/step-00000004/model.safetensors")
         .is_file());
@@ -127,6 +129,21 @@ fn train_vae_main_job_reduced() {
         assert!(report.test_metrics[key].is_finite(), "{key}");
     }
     assert!(report.seconds > 0.0);
+    // MNIST-FID of 2,000 samples against the test split, also in mnist_fid.json.
+    let quality = report.quality.as_ref().expect("MNIST-FID report");
+    assert_eq!((quality.samples, quality.reference_samples), (2000, 2000));
+    assert!(
+        quality.mnist_fid.is_finite() && quality.mnist_fid > 0.0,
+        "{quality}"
+    );
+    for value in [quality.precision, quality.recall, quality.confidence] {
+        assert!((0.0..=1.0).contains(&value), "{quality}");
+    }
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("mnist_fid.json")).expect("mnist_fid.json"),
+    )
+    .expect("json");
+    assert_eq!(json["mnist_fid"].as_f64(), Some(quality.mnist_fid));
     // Training lowers the loss: first vs last logged training step.
     let train = logged_train_losses(&out);
     assert_eq!(train.len(), 30);

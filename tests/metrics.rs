@@ -182,7 +182,7 @@ fn non_finite_features_are_named_not_propagated() {
                 row,
                 column,
                 value,
-            } => assert!(set == "generated" && (row, column) == (2, 3) && value.is_nan()),
+            } => assert!(set == "generated features" && (row, column) == (2, 3) && value.is_nan()),
             other => panic!("{other}"),
         }
     }
@@ -199,4 +199,108 @@ fn precision_recall_needs_a_neighbourhood_smaller_than_each_set() {
     );
     let message = precision_recall(&real, &real, 0).unwrap_err().to_string();
     assert!(message.contains("1 <= k < samples"), "{message}");
+}
+
+/// The shipped MNIST-FID evaluator (data/mnist_features) on the bundled test split.
+mod mnist_fid {
+    use super::*;
+    use artifex_core::data::Mnist;
+    use artifex_models::{MnistClassifier, MnistFid, SHIPPED_WEIGHTS};
+
+    fn mnist() -> Mnist {
+        Mnist::load_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist10k"))
+            .expect("mnist")
+    }
+
+    #[test]
+    fn shipped_classifier_has_its_documented_accuracy() {
+        let mnist = mnist();
+        let mut model = MnistClassifier::from_checkpoint(SHIPPED_WEIGHTS).expect("shipped");
+        model.eval();
+        assert_eq!(model.hidden, 64);
+        let predicted: Vec<u32> = model
+            .predict(&mnist.test.images)
+            .and_then(|t| Ok(t.to_vec1()?))
+            .expect("predict");
+        let labels: Vec<u32> = mnist.test.labels.to_vec1().expect("labels");
+        let hits = predicted
+            .iter()
+            .zip(&labels)
+            .filter(|(p, l)| p == l)
+            .count();
+        // data/mnist_features/README.md: 98.15% of the 2,000 test digits.
+        assert_eq!(hits, 1963, "{hits} / 2000");
+    }
+
+    #[test]
+    fn floor_ceiling_and_identity() {
+        let mnist = mnist();
+        let fid = MnistFid::shipped(&mnist.test.images).expect("evaluator");
+
+        let same = fid.evaluate(&mnist.test.images).expect("test vs test");
+        assert!(same.mnist_fid.abs() < 1e-6, "{same}");
+        assert_eq!((same.precision, same.recall), (1.0, 1.0));
+        assert_eq!(
+            (same.samples, same.reference_samples, same.k),
+            (2000, 2000, 3)
+        );
+
+        let train = mnist.train.images.narrow(0, 0, 2000).expect("train");
+        let floor = fid.evaluate(&train).expect("floor");
+        let noise = Tensor::rand(0f32, 1.0, (2000, 28, 28, 1), &Device::Cpu).expect("noise");
+        let ceiling = fid.evaluate(&noise).expect("ceiling");
+        println!("floor: {floor}\nceiling: {ceiling}");
+        // Real digits: close, precise, covering, confidently classified.
+        assert!(floor.mnist_fid > 0.0 && floor.mnist_fid < 10.0, "{floor}");
+        assert!(floor.precision > 0.8 && floor.recall > 0.8, "{floor}");
+        assert!(floor.confidence > 0.95, "{floor}");
+        // Noise: far away, and covers none of the test digits.
+        assert!(ceiling.mnist_fid > 20.0 * floor.mnist_fid, "{ceiling}");
+        assert!(
+            ceiling.recall < 0.05 && ceiling.precision < floor.precision,
+            "{ceiling}"
+        );
+
+        let json = floor.to_json();
+        assert_eq!(json["metric"], "MNIST-FID");
+        assert_eq!(json["mnist_fid"].as_f64(), Some(floor.mnist_fid));
+        assert!(floor
+            .to_string()
+            .contains("not comparable to Inception-FID"));
+    }
+
+    #[test]
+    fn bad_images_are_errors_naming_the_shapes_and_counts() {
+        let mnist = mnist();
+        let reference = mnist.test.images.narrow(0, 0, 300).expect("reference");
+        let fid = MnistFid::shipped(&reference).expect("evaluator");
+        let wrong = Tensor::zeros((10, 32, 32, 1), DType::F32, &Device::Cpu).expect("wrong");
+        let message = fid.evaluate(&wrong).unwrap_err().to_string();
+        assert!(
+            message.contains("image shapes differ")
+                && message.contains("[300, 28, 28, 1]")
+                && message.contains("[10, 32, 32, 1]"),
+            "{message}"
+        );
+        let flat = Tensor::zeros((10, 784), DType::F32, &Device::Cpu).expect("flat");
+        let message = fid.features(&flat).unwrap_err().to_string();
+        assert!(message.contains("[10, 784]"), "{message}");
+
+        let few = mnist.train.images.narrow(0, 0, 40).expect("few");
+        let message = fid.evaluate(&few).unwrap_err().to_string();
+        assert!(
+            message.contains("40 samples of 64 dimensions") && message.contains("singular"),
+            "{message}"
+        );
+        let mut nan = vec![0f32; 100 * 784];
+        nan[5] = f32::NAN;
+        let nan = Tensor::from_vec(nan, (100, 28, 28, 1), &Device::Cpu).expect("nan");
+        let message = fid.evaluate(&nan).unwrap_err().to_string();
+        assert!(
+            message.contains(
+                "metrics: generated images: value at row 0, column 5 is not finite (NaN)"
+            ),
+            "{message}"
+        );
+    }
 }

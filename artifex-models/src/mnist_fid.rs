@@ -111,6 +111,7 @@ impl MnistFid {
     /// The evaluator with `classifier` (put in eval mode) and the reference images.
     pub fn new(mut classifier: MnistClassifier, reference_images: &Tensor) -> Result<Self> {
         classifier.eval();
+        check_finite(reference_images, "reference images")?;
         let (reference, _) = features_and_confidence(&classifier, reference_images, "reference")?;
         let reference_stats = FeatureStats::from_features(&reference)?;
         Ok(MnistFid {
@@ -153,9 +154,11 @@ impl MnistFid {
         })
     }
 
+    /// An error unless `images` have the reference's image shape and only finite pixels
+    /// (the classifier's ReLUs would turn a NaN pixel into a silent 0).
     fn check_images(&self, images: &Tensor) -> Result<()> {
         if images.rank() == 4 && images.dims()[1..] == self.reference_shape[1..] {
-            return Ok(());
+            return check_finite(images, "generated images");
         }
         Err(MetricsError::ShapeMismatch {
             what: "MNIST-FID image shapes differ".to_string(),
@@ -165,6 +168,26 @@ impl MnistFid {
             second: images.dims().to_vec(),
         }
         .into())
+    }
+}
+
+/// An error naming the first NaN or infinite pixel of `images` (row = image, column =
+/// position in the flattened image).
+fn check_finite(images: &Tensor, name: &str) -> Result<()> {
+    let per_image = images.dims()[1..].iter().product::<usize>().max(1);
+    let pixels = images
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    match pixels.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(MetricsError::NonFinite {
+            set: name.to_string(),
+            row: i / per_image,
+            column: i % per_image,
+            value: f64::from(pixels[i]),
+        }
+        .into()),
     }
 }
 

@@ -44,16 +44,14 @@ pub enum MetricsError {
         dims: usize,
     },
 
-    /// A feature is NaN or infinite.
-    #[error(
-        "metrics: {set} features: value at row {row}, column {column} is not finite ({value})"
-    )]
+    /// A feature (or an input image's pixel) is NaN or infinite.
+    #[error("metrics: {set}: value at row {row}, column {column} is not finite ({value})")]
     NonFinite {
-        /// Which set.
+        /// Which set, e.g. `generated features` or `generated images`.
         set: String,
         /// The sample.
         row: usize,
-        /// The feature dimension.
+        /// The feature dimension (the flattened pixel index for images).
         column: usize,
         /// The value.
         value: f64,

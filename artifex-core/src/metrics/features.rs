@@ -47,7 +47,7 @@ impl Features {
         }
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(MetricsError::NonFinite {
-                set: name.to_string(),
+                set: format!("{name} features"),
                 row: i / dims.max(1),
                 column: i % dims.max(1),
                 value: values[i],
