@@ -94,7 +94,7 @@ fn statistics_and_dtypes() {
 
 fn metrics_error(err: Error) -> MetricsError {
     match err {
-        Error::Metrics(e) => e,
+        Error::Metrics(e) => *e,
         other => panic!("expected a metrics error, got {other}"),
     }
 }
