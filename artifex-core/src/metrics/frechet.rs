@@ -1,18 +1,7 @@
 //! The Fréchet distance between Gaussians fitted to two feature sets (FID when the features
 //! come from an Inception network; MNIST-FID with `artifex_models::MnistFid`).
 //!
-//! For N(m1, S1) and N(m2, S2) the distance is
-//! `|m1 - m2|² + tr(S1) + tr(S2) - 2 tr(sqrt(S1 S2))`.
-//! pytorch-fid computes `sqrt(S1 S2)` with `scipy.linalg.sqrtm`, a Schur-based square root of
-//! a non-symmetric matrix, and keeps the real part of its trace. Here the trace comes from
-//! two symmetric eigendecompositions instead: with `A = sqrt(S1)` (from the eigenvalues and
-//! eigenvectors of S1), `S1 S2 = A (A S2)` and `(A S2) A = A S2 A` have the same eigenvalues
-//! (`XY` and `YX` always do), and `A S2 A` is symmetric positive semi-definite. The principal
-//! square root of S1 S2 therefore has the eigenvalues `sqrt(λ_i(A S2 A))`, and
-//! `tr(sqrt(S1 S2)) = Σ sqrt(λ_i(A S2 A))`: the same number as scipy's, from symmetric
-//! problems only, so there are no complex intermediates and no non-convergence of `sqrtm`
-//! on ill-conditioned products. Rounding leaves eigenvalues of PSD matrices slightly below
-//! zero; they are clamped to 0 (their true value) before the square roots.
+//! The formula and why it equals pytorch-fid's is on [`frechet_distance`].
 
 use candle_core::Tensor;
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
@@ -83,7 +72,20 @@ impl FeatureStats {
 }
 
 /// The Fréchet distance between the Gaussians fitted to `real` and `generated` features
-/// `(N, D)` (see the [module docs](self) for the formula).
+/// `(N, D)`.
+///
+/// For N(m1, S1) and N(m2, S2) the distance is
+/// `|m1 - m2|² + tr(S1) + tr(S2) - 2 tr(sqrt(S1 S2))`.
+/// pytorch-fid computes `sqrt(S1 S2)` with `scipy.linalg.sqrtm`, a Schur-based square root of
+/// a non-symmetric matrix, and keeps the real part of its trace. Here the trace comes from
+/// two symmetric eigendecompositions instead: with `A = sqrt(S1)` (from the eigenvalues and
+/// eigenvectors of S1), `S1 S2 = A (A S2)` and `(A S2) A = A S2 A` have the same eigenvalues
+/// (`XY` and `YX` always do), and `A S2 A` is symmetric positive semi-definite. The principal
+/// square root of S1 S2 therefore has the eigenvalues `sqrt(λ_i(A S2 A))`, and
+/// `tr(sqrt(S1 S2)) = Σ sqrt(λ_i(A S2 A))`: the same number as scipy's, from symmetric
+/// problems only, so there are no complex intermediates and no non-convergence of `sqrtm`
+/// on ill-conditioned products. Rounding leaves eigenvalues of PSD matrices slightly below
+/// zero; they are clamped to 0 (the true values are >= 0) before the square roots.
 ///
 /// ```
 /// use artifex_core::metrics::frechet_distance;
@@ -105,7 +107,7 @@ pub fn frechet_distance(real: &Tensor, generated: &Tensor) -> Result<f64> {
     )
 }
 
-/// The Fréchet distance between two fitted Gaussians.
+/// The Fréchet distance between two fitted Gaussians (the formula of [`frechet_distance`]).
 pub fn frechet_distance_of(a: &FeatureStats, b: &FeatureStats) -> Result<f64> {
     if a.dims() != b.dims() {
         return Err(MetricsError::ShapeMismatch {
