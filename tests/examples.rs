@@ -375,7 +375,8 @@ fn mnist_classifier_reduced_run_learns_and_reloads() {
     );
 }
 
-/// The full default run reaches 98% test accuracy (minutes on 2 CPU cores):
+/// The full default run reaches 98% test accuracy and rebuilds the shipped MNIST-FID
+/// network byte for byte (minutes on 2 CPU cores):
 /// `cargo test --release --test examples -- --ignored mnist_classifier_full_run`.
 #[test]
 #[ignore]
@@ -383,6 +384,7 @@ fn mnist_classifier_full_run_reaches_98_percent() {
     let out = out_dir("mnist_classifier_full");
     let args = mnist_classifier::Args {
         out,
+        verify: Some(artifex_models::MnistFid::shipped_weights()),
         ..Default::default()
     };
     let report = mnist_classifier::run(&args).expect("mnist_classifier");
