@@ -1,6 +1,8 @@
 //! The seed's "Custom GAN" section: CustomGenerator (with self-attention) and a spectrally
 //! normalized CustomDiscriminator, trained on MNIST with alternating updates; writes
-//! `samples.png` (8x8) and `metrics.jsonl` into `--out` (default `out/custom_gan`).
+//! `samples.png` (8x8), `metrics.jsonl` and `mnist_fid.json` (MNIST-FID, precision/recall
+//! and classifier confidence of 2,000 samples against the test split) into `--out` (default
+//! `out/custom_gan`).
 //!
 //! `cargo run --release --example custom_gan -- [STEPS]` (default 2000; `--help` for the usage);
 //! `-- --loss wgan-gp` trains a Wasserstein critic with a gradient penalty instead.
@@ -20,6 +22,8 @@ use clap::Parser;
 #[path = "common/cli.rs"]
 #[allow(dead_code)] // only `main` uses it; tests/examples.rs includes this file too
 mod cli;
+#[path = "common/sample_quality.rs"]
+mod sample_quality;
 
 /// The seed's "Custom GAN" section: trains CustomGenerator (with self-attention) against a
 /// spectrally normalized CustomDiscriminator on the bundled MNIST subset and writes
@@ -145,6 +149,14 @@ pub fn run_with(
         .sample(64, &mut Rngs::new(1).with_stream("sample", 1))?
         .affine(0.5, 0.5)?;
     image_grid::save_grid(out.join("samples.png"), &samples, 8)?;
+    // MNIST-FID, precision/recall and classifier confidence of 2,000 samples (mnist_fid.json).
+    let mut quality_rngs = Rngs::new(2).with_stream("sample", 2);
+    let sample = |n| {
+        gan.sample(n, &mut quality_rngs)?
+            .affine(0.5, 0.5)
+            .map_err(Error::from)
+    };
+    sample_quality::report(&data.test.images, sample, out)?;
     Ok(metrics)
 }
 

@@ -1,8 +1,9 @@
 //! The main job: trains the seed's CustomVAE (784-512-256-128, latent 20, BatchNorm, ReLU)
 //! on the bundled MNIST subset and writes into `--out` (default `out/train_vae`):
 //! `model.safetensors` (with its config), `samples.png` (8x8 from the prior),
-//! `reconstructions.png` (test digits beside their reconstructions), `metrics.jsonl`, and
-//! resumable `checkpoints/`.
+//! `reconstructions.png` (test digits beside their reconstructions), `metrics.jsonl`,
+//! `mnist_fid.json` (MNIST-FID, precision/recall and classifier confidence of 2,000 samples
+//! against the test split), and resumable `checkpoints/`.
 //!
 //! ```text
 //! cargo run --release --example train_vae -- [--steps 1500] [--batch-size 128] [--lr 1e-3]
@@ -26,6 +27,8 @@ use clap::Parser;
 #[path = "common/cli.rs"]
 #[allow(dead_code)] // only `main` uses it; tests/examples.rs includes this file too
 mod cli;
+#[path = "common/sample_quality.rs"]
+mod sample_quality;
 
 /// Trains the seed's CustomVAE (784-512-256-128, latent 20) on the bundled MNIST subset and
 /// writes model.safetensors, samples.png, reconstructions.png, metrics.jsonl and
@@ -116,6 +119,8 @@ pub fn custom_vae_loss(
 /// What a run measured.
 pub struct Report {
     pub test_metrics: std::collections::BTreeMap<String, f64>,
+    /// MNIST-FID, precision/recall and confidence of 2,000 samples (none when stopped early).
+    pub quality: Option<artifex_models::MnistFidReport>,
     pub seconds: f64,
     pub steps: u64,
     /// Why training stopped (`Completed`, or a signal: then only the checkpoint was written).
@@ -176,6 +181,7 @@ pub fn run(args: &Args) -> Result<Report> {
         );
         return Ok(Report {
             test_metrics: Default::default(),
+            quality: None,
             seconds: started.elapsed().as_secs_f64(),
             steps: history.steps,
             stop: history.stop,
@@ -200,6 +206,13 @@ pub fn run(args: &Args) -> Result<Report> {
         &model.decode(&mean)?,
         8,
     )?;
+    // MNIST-FID, precision/recall and classifier confidence of 2,000 samples (mnist_fid.json).
+    let mut quality_rngs = Rngs::new(args.seed).with_stream("sample", args.seed + 2);
+    let quality = sample_quality::report(
+        &test_images,
+        |n| model.sample(n, &mut quality_rngs),
+        &args.out,
+    )?;
 
     let seconds = started.elapsed().as_secs_f64();
     println!(
@@ -215,6 +228,7 @@ pub fn run(args: &Args) -> Result<Report> {
     );
     Ok(Report {
         test_metrics,
+        quality: Some(quality),
         seconds,
         steps: history.steps,
         stop: history.stop,

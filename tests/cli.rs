@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Every example that has a `main`.
-const EXAMPLES: [&str; 12] = [
+const EXAMPLES: [&str; 13] = [
     "train_vae",
     "mnist_classifier",
+    "mnist_fid",
     "sample",
     "reconstruct",
     "custom_gan",
@@ -311,10 +312,51 @@ fn train_vae_stops_on_ctrl_c_with_a_checkpoint_refuses_a_used_dir_and_resumes() 
         "{stdout}"
     );
     assert!(stdout.contains("(2 steps in"), "{stdout}");
-    for file in ["model.safetensors", "samples.png", "loss.png"] {
+    assert_metrics_lines(&stdout);
+    for file in [
+        "model.safetensors",
+        "samples.png",
+        "loss.png",
+        "mnist_fid.json",
+    ] {
         assert!(out.join(file).is_file(), "{file}");
     }
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The MNIST-FID report line of `train_vae` and `custom_gan`.
+fn assert_metrics_lines(stdout: &str) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("MNIST-FID "))
+        .unwrap_or_else(|| panic!("no MNIST-FID line in\n{stdout}"));
+    for want in [
+        "precision ",
+        "recall ",
+        "classifier confidence ",
+        "(2000 samples vs 2000 test digits, k = 3; not comparable to Inception-FID)",
+    ] {
+        assert!(line.contains(want), "{want:?} not in {line}");
+    }
+    assert!(stdout.contains("mnist_fid.json"), "{stdout}");
+}
+
+#[test]
+fn custom_gan_reports_mnist_fid_and_mnist_fid_prints_floor_and_ceiling() {
+    let (code, stdout, stderr) = run("custom_gan", &["2"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_metrics_lines(&stdout);
+
+    let (code, stdout, stderr) = run("mnist_fid", &["--samples", "500"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    for want in [
+        "floor   (first 500 train digits vs test split): MNIST-FID ",
+        "ceiling (uniform noise in [0, 1] vs test split): MNIST-FID ",
+    ] {
+        assert!(stdout.contains(want), "{want:?} not in\n{stdout}");
+    }
+    let (code, _, stderr) = run("mnist_fid", &["--samples", "10"]);
+    assert_eq!(code, 2, "{stderr}");
 }
 
 #[test]

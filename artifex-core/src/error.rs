@@ -87,6 +87,11 @@ pub enum Error {
     #[error(transparent)]
     Train(#[from] TrainError),
 
+    /// A sample-quality metric got input it cannot be computed on (see [`metrics`](crate::metrics)).
+    /// (Boxed: its shape-mismatch variant would otherwise double the size of every `Result`.)
+    #[error(transparent)]
+    Metrics(Box<crate::metrics::MetricsError>),
+
     /// Optimizer state handed to `load_state` does not fit the optimizer.
     #[error("{optimizer} state does not match its parameters:{}", list_problems(.missing, .mismatched, .unexpected))]
     OptimizerState {
@@ -113,6 +118,12 @@ fn list_problems(missing: &[String], mismatched: &[String], unexpected: &[String
         }
     }
     out
+}
+
+impl From<crate::metrics::MetricsError> for Error {
+    fn from(error: crate::metrics::MetricsError) -> Self {
+        Error::Metrics(Box::new(error))
+    }
 }
 
 impl Error {

@@ -143,6 +143,7 @@ mod kernels;
 mod layer;
 pub mod layers;
 pub mod losses;
+pub mod metrics;
 mod module;
 pub mod ops;
 pub mod optim;

@@ -27,6 +27,8 @@ mod custom_linear;
 mod dense_block;
 mod gan;
 mod integration;
+mod mnist_classifier;
+mod mnist_fid;
 mod registry;
 mod residual_block;
 mod residual_network;
@@ -44,6 +46,10 @@ pub use gan::{
     GanBuilder, GeneratorLayer,
 };
 pub use integration::{GenerativeConfig, MyCustomGenerativeModel, MyCustomGenerativeModelBuilder};
+pub use mnist_classifier::{
+    MnistClassifier, MnistClassifierBuilder, RandomShift, RandomShiftBuilder,
+};
+pub use mnist_fid::{MnistFid, MnistFidReport, SHIPPED_WEIGHTS};
 pub use registry::{abstract_state_from_json, MODEL_TYPES};
 pub use residual_block::{ResidualBlock, ResidualBlockBuilder};
 pub use residual_network::{ResidualMlpBlock, ResidualNetwork, ResidualNetworkBuilder};

@@ -5,8 +5,8 @@
 use artifex_core::{AbstractState, Configurable, Error, Result};
 
 use crate::{
-    CustomDiscriminator, CustomGenerator, CustomVAE, DenseBlock, Gan, MyCustomGenerativeModel,
-    ResidualBlock, ResidualNetwork, UNetDecoder, UNetEncoder,
+    CustomDiscriminator, CustomGenerator, CustomVAE, DenseBlock, Gan, MnistClassifier,
+    MyCustomGenerativeModel, ResidualBlock, ResidualNetwork, UNetDecoder, UNetEncoder,
 };
 
 /// Declares the registry from one list of model types: [`MODEL_TYPES`] and the dispatch of
@@ -51,6 +51,7 @@ registry!(
     UNetEncoder,
     UNetDecoder,
     MyCustomGenerativeModel,
+    MnistClassifier,
 );
 
 fn trace<M: Configurable>(type_name: &str, json: &str) -> Result<AbstractState> {

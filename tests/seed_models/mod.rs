@@ -10,7 +10,8 @@ use artifex_core::prelude::*;
 use artifex_core::{read_config, AbstractState};
 use artifex_models::{
     CustomDiscriminator, CustomGenerator, CustomVAE, DenseBlock, Gan, GenerativeConfig,
-    MyCustomGenerativeModel, ResidualBlock, ResidualNetwork, UNetDecoder, UNetEncoder,
+    MnistClassifier, MyCustomGenerativeModel, ResidualBlock, ResidualNetwork, UNetDecoder,
+    UNetEncoder,
 };
 
 /// The state of a model as (path, value bits), for bitwise comparisons.
@@ -149,6 +150,12 @@ pub fn seed_models() -> Vec<SeedModel> {
                 input_shape: vec![2, 2, 1],
             };
             MyCustomGenerativeModel::new(config, r)
+        }),
+        seed("MnistClassifier", |r| {
+            MnistClassifier::builder()
+                .conv_features(vec![2, 3])
+                .hidden(4)
+                .build(r)
         }),
     ]
 }
