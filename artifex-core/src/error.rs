@@ -83,6 +83,10 @@ pub enum Error {
     #[error(transparent)]
     Train(#[from] TrainError),
 
+    /// Ranks of a data-parallel job disagree or cannot communicate.
+    #[error(transparent)]
+    Distributed(#[from] crate::distributed::DistributedError),
+
     /// Optimizer state handed to `load_state` does not fit the optimizer.
     #[error("{optimizer} state does not match its parameters:{}", list_problems(.missing, .mismatched, .unexpected))]
     OptimizerState {

@@ -122,6 +122,7 @@ mod construction;
 mod containers;
 pub mod data;
 mod device;
+pub mod distributed;
 mod error;
 mod error_chain;
 pub mod fast_paths;
