@@ -131,7 +131,8 @@ impl BatchNorm {
         Ok(y)
     }
 
-    /// The communicator to synchronize with: `sync_stats` ( or the trainer's `sync_batch_stats`) and a multi-rank step in progress.
+    /// The communicator to synchronize with: `sync_stats` (or the trainer's `sync_batch_stats`)
+    /// and a multi-rank step in progress.
     fn synced_communicator(&self) -> Option<Arc<dyn Communicator>> {
         if !(self.sync_stats || distributed::batch_stats_synced()) {
             return None;
