@@ -74,6 +74,10 @@ struct Args {
     /// moves a run.
     #[arg(long)]
     no_fast_paths: bool,
+    /// Instead of training: time `N` all-reduces of a buffer the size of the model's
+    /// gradients and print the mean time per call (rank 0).
+    #[arg(long, value_name = "N")]
+    bench_all_reduce: Option<u32>,
     /// This rank reads a corrupt copy of the data.
     #[arg(long)]
     corrupt_rank: Option<usize>,
@@ -170,6 +174,9 @@ fn train<M: Module, O: Optimizer>(
     loss: impl Fn(&M, &[Tensor]) -> Result<(Tensor, Metrics)>,
 ) -> Result<()> {
     let (rank, world) = (comm.rank(), comm.world_size());
+    if let Some(calls) = args.bench_all_reduce {
+        return bench_all_reduce(comm, model.num_params(), calls);
+    }
     let mut loader = DataLoader::new(TensorDataset::new(vec![images])?, args.batch)?
         .with_shuffle(rngs.fork("data")?)
         .with_drop_last(true);
@@ -216,6 +223,26 @@ fn train<M: Module, O: Optimizer>(
     let path = args.out.join(format!("rank-{rank}.json"));
     std::fs::write(&path, json.to_string())
         .map_err(|e| Error::config("dist_check", format!("{}: {e}", path.display())))?;
+    Ok(())
+}
+
+/// Times `calls` all-reduces of `n` floats (after one warm-up call).
+fn bench_all_reduce(comm: &Arc<dyn Communicator>, n: usize, calls: u32) -> Result<()> {
+    let mut buf = vec![1f32; n];
+    comm.all_reduce_sum_f32(&mut buf)?;
+    comm.barrier()?;
+    let started = std::time::Instant::now();
+    for _ in 0..calls {
+        comm.all_reduce_sum_f32(&mut buf)?;
+    }
+    let ms = started.elapsed().as_secs_f64() * 1e3 / f64::from(calls.max(1));
+    if comm.rank() == 0 {
+        println!(
+            "all-reduce of {n} f32 ({:.2} MB) over {} ranks: {ms:.2} ms per call",
+            n as f64 * 4e-6,
+            comm.world_size()
+        );
+    }
     Ok(())
 }
 

@@ -501,6 +501,41 @@ mod tests {
     }
 
     #[test]
+    fn shards_partition_every_global_batch_and_uneven_splits_are_refused() {
+        let mut whole = loader(24, 8, 3);
+        let mut shards: Vec<DataLoader> = (0..4)
+            .map(|r| loader(24, 8, 3).with_shard(r, 4).unwrap())
+            .collect();
+        for _ in 0..2 {
+            for batch in epoch_ids(&mut whole) {
+                let parts: Vec<Vec<u32>> = shards
+                    .iter_mut()
+                    .map(|l| l.next_batch().unwrap().unwrap()[0].to_vec1().unwrap())
+                    .collect();
+                assert!(parts.iter().all(|p| p.len() == 2));
+                assert_eq!(parts.concat(), batch);
+            }
+            for l in &mut shards {
+                assert!(l.next_batch().unwrap().is_none());
+                assert_eq!(l.state(), whole.state());
+            }
+        }
+        let err = loader(24, 10, 0).with_shard(0, 4).unwrap_err().to_string();
+        assert!(
+            err.contains("global batch of 10 examples does not split evenly over 4 ranks"),
+            "{err}"
+        );
+        // 24 examples in batches of 8 on 8 ranks split; 26 leave a last batch of 2.
+        let err = loader(26, 8, 0).with_shard(1, 8).unwrap_err().to_string();
+        assert!(err.contains("last batch"), "{err}");
+        assert!(loader(26, 8, 0)
+            .with_drop_last(true)
+            .with_shard(1, 8)
+            .is_ok());
+        assert!(loader(24, 8, 0).with_shard(4, 4).is_err());
+    }
+
+    #[test]
     fn restore_rejects_a_step_past_the_epoch() {
         let mut l = loader(10, 4, 0);
         let mut s = l.state();

@@ -40,6 +40,8 @@ mod grads;
 mod mpi;
 mod scope;
 mod single;
+#[cfg(test)]
+mod tests;
 
 use std::fmt::Debug;
 
