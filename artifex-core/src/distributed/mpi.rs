@@ -75,7 +75,7 @@ impl Mpi {
     fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
         self.inner
             .lock()
-            .map_err(|_| backend("a thread panicked during an MPI call").into())
+            .map_err(|_| backend("a thread panicked during an MPI call"))
     }
 
     /// Gathers every rank's `buf` and sums them in rank order into `buf`.

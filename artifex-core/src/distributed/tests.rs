@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor};
 
 use super::*;
 use crate::layers::BatchNorm;
-use crate::{Module, Rngs};
+use crate::Rngs;
 
 /// Ranks as threads: each collective deposits its buffer, waits, and sums in rank order.
 struct Hub {
