@@ -17,7 +17,7 @@ use crate::Result;
 /// order the MPI standard leaves to the library) makes every rank's result bitwise the same
 /// and independent of timing and of the library's algorithm choice. It moves `N` times the
 /// buffer per rank instead of about twice: right for CPU jobs of a few ranks, the size this
-/// engine is meant for; large GPU jobs use [`Nccl`](super) rings.
+/// engine is meant for; large GPU jobs use ring all-reduces (NCCL).
 ///
 /// MPI is initialized by [`Mpi::init`] and finalized when the value is dropped; create it
 /// once, at the start of `main`.
