@@ -188,6 +188,10 @@ impl Engine {
             if let Some(logger) = logger.as_mut() {
                 let eval = val.as_deref_mut().filter(|_| due(cfg.eval_every));
                 pending = self.log_step(task, logger, &metrics, rate, eval, &mut history);
+                if comm.world_size() == 1 {
+                    // One process: fail at once, as before there were ranks to tell.
+                    std::mem::replace(&mut pending, Ok(()))?;
+                }
             }
             history.train.push(Record {
                 step: self.step,
