@@ -9,14 +9,17 @@
 //! cargo run --release --example train_vae -- [--steps 1500] [--batch-size 128] [--lr 1e-3]
 //!     [--beta 0.02] [--seed 0] [--eval-every 250] [--device cpu|cuda|metal]
 //!     [--data data/mnist10k] [--out out/train_vae] [--resume]
+//! mpirun -np 2 target/release/examples/train_vae --distributed   # built with --features mpi
 //! ```
 //! (`--help` lists them with their meaning.)
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use artifex_core::data::{DataLoader, Mnist, TensorDataset};
+use artifex_core::distributed::{Communicator, Single};
 use artifex_core::optim::Adam;
 use artifex_core::prelude::*;
 use artifex_core::train::{Metrics, StopReason, Trainer, TrainerConfig};
@@ -75,6 +78,10 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 250,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub eval_every: u64,
+    /// Data-parallel over the ranks of `mpirun` (build with `--features mpi`): each rank trains
+    /// on its shard of every batch, BatchNorm statistics synchronized; rank 0 writes the outputs.
+    #[arg(long)]
+    pub distributed: bool,
 }
 
 /// Accepts the device names `device_from_name` knows (whether the device exists is checked
@@ -129,6 +136,31 @@ pub struct Report {
 
 /// Trains and writes every output; returns the test metrics.
 pub fn run(args: &Args) -> Result<Report> {
+    let comm = communicator(args.distributed)?;
+    let result = run_on(args, &comm);
+    if comm.world_size() > 1 {
+        // A failing rank ends the job with its error instead of leaving the others waiting.
+        return Ok(artifex_core::distributed::exit_on_error(&*comm, result));
+    }
+    result
+}
+
+/// `Single`, or with `--distributed` the world of `mpirun` (feature `mpi`).
+fn communicator(distributed: bool) -> Result<Arc<dyn Communicator>> {
+    if !distributed {
+        return Ok(Arc::new(Single));
+    }
+    #[cfg(feature = "mpi")]
+    return Ok(Arc::new(artifex_core::distributed::Mpi::init()?));
+    #[cfg(not(feature = "mpi"))]
+    Err(Error::config(
+        "train_vae",
+        "--distributed needs the `mpi` feature: cargo build --release --features mpi \
+         --example train_vae, then mpirun -np 2 target/release/examples/train_vae --distributed",
+    ))
+}
+
+fn run_on(args: &Args, comm: &Arc<dyn Communicator>) -> Result<Report> {
     let started = Instant::now();
     let device = device_from_name(&args.device)?;
     let mnist = Mnist::load_dir(&args.data)?;
@@ -140,7 +172,9 @@ pub fn run(args: &Args) -> Result<Report> {
         vec![128, 256, 512],
         &mut rngs,
     )?;
-    println!("{}", model.summary());
+    if comm.rank() == 0 {
+        println!("{}", model.summary());
+    }
     let config_json = serde_json::to_string(&model.config())
         .map_err(|e| Error::config("CustomVAE", e.to_string()))?;
     let optimizer = Adam::new(model.named_params(), args.lr)?;
@@ -157,7 +191,9 @@ pub fn run(args: &Args) -> Result<Report> {
         .checkpoint_every(args.eval_every)
         .print_every(100)
         .model_config_json(config_json)
-        .overwrite(args.overwrite);
+        .overwrite(args.overwrite)
+        .communicator(Arc::clone(comm))
+        .sync_batch_stats(args.distributed);
     let beta = args.beta;
     let mut trainer = Trainer::new(
         model,
@@ -171,6 +207,16 @@ pub fn run(args: &Args) -> Result<Report> {
         }
     }
     let history = trainer.fit(&mut train, Some(&mut test))?;
+    if comm.rank() != 0 {
+        // Rank 0 evaluates, samples and writes; the others are done.
+        return Ok(Report {
+            test_metrics: Default::default(),
+            quality: None,
+            seconds: started.elapsed().as_secs_f64(),
+            steps: history.steps,
+            stop: history.stop,
+        });
+    }
     if history.interrupted() {
         let at = history.checkpoint.as_deref().unwrap_or(Path::new("(none)"));
         println!(

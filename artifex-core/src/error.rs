@@ -91,6 +91,9 @@ pub enum Error {
     /// (Boxed: its shape-mismatch variant would otherwise double the size of every `Result`.)
     #[error(transparent)]
     Metrics(Box<crate::metrics::MetricsError>),
+    /// Ranks of a data-parallel job disagree or cannot communicate.
+    #[error(transparent)]
+    Distributed(#[from] crate::distributed::DistributedError),
 
     /// Optimizer state handed to `load_state` does not fit the optimizer.
     #[error("{optimizer} state does not match its parameters:{}", list_problems(.missing, .mismatched, .unexpected))]

@@ -132,6 +132,7 @@ mod construction;
 mod containers;
 pub mod data;
 mod device;
+pub mod distributed;
 mod error;
 mod error_chain;
 pub mod fast_paths;

@@ -82,10 +82,10 @@ impl CustomVAE {
 
     /// `mean + eps * exp(logvar / 2)` with `eps` from the model's `sample` stream.
     pub fn reparameterize(&self, mean: &Tensor, logvar: &Tensor) -> Result<Tensor> {
-        let eps = self
-            .rngs
-            .next_key()
-            .normal(mean.dims(), mean.dtype(), mean.device())?;
+        // Under data-parallel training each rank keeps its rows of the global batch's noise.
+        let key = self.rngs.next_key();
+        let eps =
+            artifex_core::distributed::normal_rows(&key, mean.dims(), mean.dtype(), mean.device())?;
         Ok((mean + (eps * (logvar * 0.5)?.exp()?)?)?)
     }
 

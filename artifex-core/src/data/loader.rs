@@ -130,6 +130,8 @@ pub struct DataLoader {
     epoch_start_count: u64,
     /// The current epoch's order; `None` until its first batch is asked for.
     order: Option<Vec<u32>>,
+    /// `(rank, world_size)`: this process's share of every batch (`(0, 1)`: all of it).
+    shard: (usize, usize),
 }
 
 impl DataLoader {
@@ -153,6 +155,7 @@ impl DataLoader {
             step: 0,
             epoch_start_count: 0,
             order: None,
+            shard: (0, 1),
         })
     }
 
@@ -167,6 +170,66 @@ impl DataLoader {
     pub fn with_drop_last(mut self, drop_last: bool) -> Self {
         self.drop_last = drop_last;
         self
+    }
+
+    /// Hands out only shard `rank` of `world_size` equal, disjoint, contiguous parts of every
+    /// batch: every rank draws the same (global) batches in the same shuffled order and keeps
+    /// its part, so the union over the ranks is exactly the single-process batch.
+    /// [`batch_size`](Self::batch_size) stays the global batch; the [`LoaderState`] does not
+    /// depend on the shard, so a checkpoint resumes on any number of ranks.
+    ///
+    /// Errors (the same on every rank) when a batch does not split evenly: `batch_size` not a
+    /// multiple of `world_size`, or a short last batch that is not (drop it with
+    /// [`with_drop_last`](Self::with_drop_last)).
+    pub fn set_shard(&mut self, rank: usize, world_size: usize) -> Result<()> {
+        if world_size == 0 || rank >= world_size {
+            return Err(Error::config(
+                "DataLoader",
+                format!("shard {rank} of {world_size} ranks does not exist"),
+            ));
+        }
+        let uneven = |batch: usize, detail: String| {
+            Err(crate::distributed::DistributedError::UnevenBatch {
+                batch,
+                world_size,
+                detail,
+            }
+            .into())
+        };
+        if !self.batch_size.is_multiple_of(world_size) {
+            return uneven(
+                self.batch_size,
+                format!(
+                    "; use a batch size that is a multiple of {world_size} (e.g. {})",
+                    self.batch_size.div_ceil(world_size) * world_size
+                ),
+            );
+        }
+        let last = self.dataset.len() % self.batch_size;
+        if !self.drop_last && !last.is_multiple_of(world_size) {
+            return uneven(
+                last,
+                format!(
+                    " (the last batch of each epoch: {} examples, batch size {}); drop it with \
+                     with_drop_last(true) or change the batch size",
+                    self.dataset.len(),
+                    self.batch_size
+                ),
+            );
+        }
+        self.shard = (rank, world_size);
+        Ok(())
+    }
+
+    /// [`set_shard`](Self::set_shard) in builder form.
+    pub fn with_shard(mut self, rank: usize, world_size: usize) -> Result<Self> {
+        self.set_shard(rank, world_size)?;
+        Ok(self)
+    }
+
+    /// `(rank, world_size)` of the shard this loader hands out (`(0, 1)`: whole batches).
+    pub fn shard(&self) -> (usize, usize) {
+        self.shard
     }
 
     /// Whether an incomplete last batch of an epoch is dropped.
@@ -263,6 +326,9 @@ impl DataLoader {
         let start = self.step as usize * self.batch_size;
         let end = (start + self.batch_size).min(n);
         self.step += 1;
+        let (rank, world) = self.shard;
+        let part = (end - start) / world;
+        let (start, end) = (start + rank * part, start + (rank + 1) * part);
         let batch = match (&self.order, &self.shuffle) {
             (Some(order), Some(_)) => self.dataset.gather(&order[start..end])?,
             _ => self.dataset.slice(start, end - start)?,
@@ -432,6 +498,41 @@ mod tests {
             }
             assert_eq!(got, flat, "resumed after {k} calls");
         }
+    }
+
+    #[test]
+    fn shards_partition_every_global_batch_and_uneven_splits_are_refused() {
+        let mut whole = loader(24, 8, 3);
+        let mut shards: Vec<DataLoader> = (0..4)
+            .map(|r| loader(24, 8, 3).with_shard(r, 4).unwrap())
+            .collect();
+        for _ in 0..2 {
+            for batch in epoch_ids(&mut whole) {
+                let parts: Vec<Vec<u32>> = shards
+                    .iter_mut()
+                    .map(|l| l.next_batch().unwrap().unwrap()[0].to_vec1().unwrap())
+                    .collect();
+                assert!(parts.iter().all(|p| p.len() == 2));
+                assert_eq!(parts.concat(), batch);
+            }
+            for l in &mut shards {
+                assert!(l.next_batch().unwrap().is_none());
+                assert_eq!(l.state(), whole.state());
+            }
+        }
+        let err = loader(24, 10, 0).with_shard(0, 4).unwrap_err().to_string();
+        assert!(
+            err.contains("global batch of 10 examples does not split evenly over 4 ranks"),
+            "{err}"
+        );
+        // 24 examples in batches of 8 on 8 ranks split; 26 leave a last batch of 2.
+        let err = loader(26, 8, 0).with_shard(1, 8).unwrap_err().to_string();
+        assert!(err.contains("last batch"), "{err}");
+        assert!(loader(26, 8, 0)
+            .with_drop_last(true)
+            .with_shard(1, 8)
+            .is_ok());
+        assert!(loader(24, 8, 0).with_shard(4, 4).is_err());
     }
 
     #[test]

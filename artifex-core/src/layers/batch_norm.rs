@@ -1,4 +1,8 @@
+use std::sync::Arc;
+
 use candle_core::{DType, Tensor};
+
+use crate::distributed::{self, Communicator};
 
 use crate::init::Init;
 use crate::{module, BatchStat, Mode, ModulePath, Param, Result};
@@ -8,6 +12,15 @@ use crate::{module, BatchStat, Mode, ModulePath, Param, Result};
 /// Training mode normalizes with the batch statistics (biased variance `E[x²] - E[x]²`) and
 /// updates the running `mean` / `var` as `m * running + (1 - m) * batch`; eval mode uses the
 /// running averages. The running statistics are [`BatchStat`]s: saved, never optimized.
+///
+/// Under data-parallel training (several ranks, see [`crate::distributed`]) the default is
+/// per-replica statistics, as `jax.pmap` without an `axis_name`: each rank normalizes with
+/// its own shard's statistics and keeps its own running averages (no communication in the
+/// forward pass). `.sync_stats(true)` (NNX: `axis_name`) sums the per-feature counts, sums
+/// and sums of squares over the ranks of the training step's communicator, inside autograd,
+/// so every rank normalizes with the global batch's statistics: N ranks compute exactly what
+/// one process computes on the whole batch, and the running averages stay identical. Outside
+/// a multi-rank training step both modes are the same.
 #[module(serde)]
 #[derive(Debug)]
 #[check(num_features > 0, "num_features must be positive, got {num_features}")]
@@ -50,6 +63,9 @@ pub struct BatchNorm {
     /// Bias initializer.
     #[config(default = crate::init::zeros())]
     pub bias_init: Init,
+    /// Batch statistics over all ranks of a data-parallel training step (default: per rank).
+    #[config(default = false)]
+    pub sync_stats: bool,
     mode: Mode,
     path: ModulePath,
 }
@@ -72,6 +88,12 @@ impl BatchNorm {
             .expect_features("BatchNorm", x, 2, self.num_features)?;
         super::over_rows(x, self.num_features, |x2| {
             let training = self.mode.resolve(train);
+            let synced = self.synced_communicator().filter(|_| training);
+            if let Some(comm) = &synced {
+                let (mean, var) = self.global_stats(x2, comm)?;
+                self.update_running(&mean.detach().squeeze(0)?, &var.detach().squeeze(0)?)?;
+                return self.normalize(x2, &mean, var);
+            }
             if training {
                 if let Some(y) = self.fused_train(x2)? {
                     return Ok(y);
@@ -90,16 +112,47 @@ impl BatchNorm {
                     self.var.value().unsqueeze(0)?,
                 )
             };
-            let mut mul = (var + self.epsilon)?.sqrt()?.recip()?;
-            if let Some(scale) = &self.scale {
-                mul = mul.broadcast_mul(scale)?;
-            }
-            let mut y = x2.broadcast_sub(&mean)?.broadcast_mul(&mul)?;
-            if let Some(bias) = &self.bias {
-                y = y.broadcast_add(bias)?;
-            }
-            Ok(y)
+            self.normalize(x2, &mean, var)
         })
+    }
+}
+
+impl BatchNorm {
+    /// `(x - mean) / sqrt(var + eps) * scale + bias` for `(rows, features)` input and
+    /// `(1, features)` statistics.
+    fn normalize(&self, x2: &Tensor, mean: &Tensor, var: Tensor) -> Result<Tensor> {
+        let mut mul = (var + self.epsilon)?.sqrt()?.recip()?;
+        if let Some(scale) = &self.scale {
+            mul = mul.broadcast_mul(scale)?;
+        }
+        let mut y = x2.broadcast_sub(mean)?.broadcast_mul(&mul)?;
+        if let Some(bias) = &self.bias {
+            y = y.broadcast_add(bias)?;
+        }
+        Ok(y)
+    }
+
+    /// The communicator to synchronize with: `sync_stats` (or the trainer's `sync_batch_stats`)
+    /// and a multi-rank step in progress.
+    fn synced_communicator(&self) -> Option<Arc<dyn Communicator>> {
+        if !(self.sync_stats || distributed::batch_stats_synced()) {
+            return None;
+        }
+        distributed::current().filter(|c| c.world_size() > 1)
+    }
+
+    /// Mean and biased variance `(1, features)` of the global batch: row counts, sums and
+    /// sums of squares all-reduced (differentiably) over the ranks.
+    fn global_stats(&self, x2: &Tensor, comm: &Arc<dyn Communicator>) -> Result<(Tensor, Tensor)> {
+        let f = self.num_features;
+        let rows = Tensor::new(&[[x2.dim(0)? as f32]], x2.device())?.to_dtype(x2.dtype())?;
+        let local = Tensor::cat(&[&x2.sum_keepdim(0)?, &x2.sqr()?.sum_keepdim(0)?, &rows], 1)?;
+        let total = distributed::all_reduce_sum(&local, comm)?;
+        let count = total.narrow(1, 2 * f, 1)?;
+        let mean = total.narrow(1, 0, f)?.broadcast_div(&count)?;
+        let sq = total.narrow(1, f, f)?.broadcast_div(&count)?;
+        let var = (sq - mean.sqr()?)?.relu()?;
+        Ok((mean, var))
     }
 }
 

@@ -1,6 +1,9 @@
 //! [`TrainerConfig`]: how long to train, where to write, how often to evaluate and save.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::distributed::{Communicator, Single};
 
 /// Settings of a [`Trainer`](super::Trainer) or [`AdversarialTrainer`](super::AdversarialTrainer).
 ///
@@ -50,6 +53,15 @@ pub struct TrainerConfig {
     /// included) after each evaluation and at the end (default `true`; needs the `plot`
     /// feature, otherwise ignored).
     pub loss_plot: bool,
+    /// The ranks that train together ([`Single`] by default: one process). With more than
+    /// one rank, each trains on its shard of every global batch of the train loader and the
+    /// gradients are averaged; rank 0 alone writes the log, the plot and the checkpoints and
+    /// runs the evaluations (see [`crate::distributed`]).
+    pub communicator: Arc<dyn Communicator>,
+    /// Every BatchNorm of the model normalizes with the statistics of the whole global batch
+    /// (summed over the ranks) instead of its rank's shard (default `false`: per-replica, as
+    /// `jax.pmap`; see [`BatchNorm`](crate::layers::BatchNorm)). No effect with one rank.
+    pub sync_batch_stats: bool,
 }
 
 impl TrainerConfig {
@@ -67,6 +79,8 @@ impl TrainerConfig {
             overwrite: false,
             handle_signals: true,
             loss_plot: true,
+            communicator: Arc::new(Single),
+            sync_batch_stats: false,
         }
     }
 
@@ -133,6 +147,18 @@ impl TrainerConfig {
     /// Sets [`loss_plot`](Self::loss_plot).
     pub fn loss_plot(mut self, plot: bool) -> Self {
         self.loss_plot = plot;
+        self
+    }
+
+    /// Sets [`communicator`](Self::communicator): train data-parallel over its ranks.
+    pub fn communicator(mut self, comm: Arc<dyn Communicator>) -> Self {
+        self.communicator = comm;
+        self
+    }
+
+    /// Sets [`sync_batch_stats`](Self::sync_batch_stats).
+    pub fn sync_batch_stats(mut self, sync: bool) -> Self {
+        self.sync_batch_stats = sync;
         self
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::backprop::GradStore;
@@ -15,6 +16,7 @@ use super::stop::{SignalWatch, StopHandle};
 use super::{CheckpointDir, MetricsLogger, Scalars, TrainerConfig, MODEL_FILE};
 use crate::checkpoint::{LoadOptions, SaveOptions};
 use crate::data::{DataLoader, LoaderState};
+use crate::distributed::{self, Communicator, DistributedError};
 use crate::optim::{clip_grad_norm, global_norm, Optimizer};
 use crate::{CheckpointError, Mode, Module, Result, StateKind, TrainError};
 
@@ -55,6 +57,9 @@ pub(crate) struct Engine {
     pub(crate) step: u64,
     pub(crate) checkpoints: CheckpointDir,
     pub(crate) stop: StopHandle,
+    /// Whether the ranks were found to hold the same parameters (checked before the first
+    /// step, and again after a resume).
+    ranks_agree: bool,
 }
 
 impl Engine {
@@ -65,7 +70,17 @@ impl Engine {
             step: 0,
             checkpoints,
             stop: StopHandle::new(),
+            ranks_agree: false,
         }
+    }
+
+    fn comm(&self) -> Arc<dyn Communicator> {
+        Arc::clone(&self.config.communicator)
+    }
+
+    /// Rank 0 writes the run directory; the other ranks only train.
+    fn is_root(&self) -> bool {
+        self.config.communicator.rank() == 0
     }
 
     /// One step under the NaN guard: a refused step changes nothing.
@@ -74,8 +89,15 @@ impl Engine {
         task: &mut T,
         batch: &[Tensor],
     ) -> Result<Scalars> {
+        let comm = self.comm();
+        if !self.ranks_agree {
+            distributed::check_same_params(&*comm, task.model())?;
+            self.ranks_agree = true;
+        }
         let snapshot = snapshot_non_params(task.model())?;
-        match task.train_step(batch, self.step + 1) {
+        let next = self.step + 1;
+        let sync = self.config.sync_batch_stats;
+        match distributed::scope(&comm, sync, || task.train_step(batch, next)) {
             Ok(metrics) => {
                 self.step += 1;
                 Ok(metrics)
@@ -129,23 +151,27 @@ impl Engine {
             }
             .into());
         }
-        create_dir(&cfg.out_dir)?;
-        self.checkpoints.lock()?;
-        if self.step == 0 {
-            self.prepare_fresh_run()?;
-        }
-        let mut logger = MetricsLogger::open(
-            &cfg.out_dir.join(METRICS_FILE),
-            cfg.total_steps,
-            self.step,
-            cfg.print_every,
-        )?;
+        let comm = self.comm();
+        train.set_shard(comm.rank(), comm.world_size())?;
+        let setup = match self.is_root() {
+            true => self.open_run(&cfg).map(Some),
+            false => Ok(None),
+        };
+        let (mut logger, setup) = match setup {
+            Ok(logger) => (logger, Ok(())),
+            Err(e) => (None, Err(e)),
+        };
+        distributed::agree(&*comm, "run setup", setup)?;
         let watch = SignalWatch::start(cfg.handle_signals);
         let started = Instant::now();
         let mut history = History::new(self.step);
         let mut last_saved = None;
+        // Rank 0's log and evaluation outcome, reported to every rank at the next check-in.
+        let mut pending: Result<()> = Ok(());
         while self.step < cfg.total_steps {
-            if let Some(reason) = self.stop_reason(&watch) {
+            let local_stop = self.stop_reason(&watch);
+            let io = std::mem::replace(&mut pending, Ok(()));
+            if let Some(reason) = check_in(&*comm, local_stop, io)? {
                 history.stop = reason;
                 break;
             }
@@ -155,29 +181,28 @@ impl Engine {
             let t0 = Instant::now();
             let metrics = self.guarded_step(task, &batch)?;
             let rate = batch_len(&batch) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            logger.log(self.step, "train", &metrics, Some(rate))?;
-            history.train.push(Record {
-                step: self.step,
-                metrics,
-            });
             let step = self.step;
             let due = |every: Option<u64>| {
                 every.is_some_and(|e| e > 0 && step.is_multiple_of(e)) || step == cfg.total_steps
             };
-            if let (Some(val), true) = (val.as_deref_mut(), due(cfg.eval_every)) {
-                let metrics = self.evaluate(task, val)?;
-                logger.log(self.step, "eval", &metrics, None)?;
-                history.eval.push(Record {
-                    step: self.step,
-                    metrics,
-                });
-                self.plot_losses(&logger);
+            if let Some(logger) = logger.as_mut() {
+                let eval = val.as_deref_mut().filter(|_| due(cfg.eval_every));
+                pending = self.log_step(task, logger, &metrics, rate, eval, &mut history);
+                if comm.world_size() == 1 {
+                    // One process: fail at once, as before there were ranks to tell.
+                    std::mem::replace(&mut pending, Ok(()))?;
+                }
             }
+            history.train.push(Record {
+                step: self.step,
+                metrics,
+            });
             if cfg.checkpoint_every.is_some() && due(cfg.checkpoint_every) {
                 history.checkpoint = Some(self.save_checkpoint(task, train)?);
                 last_saved = Some(self.step);
             }
         }
+        check_in(&*comm, None, pending)?;
         if history.interrupted() {
             if last_saved != Some(self.step) && self.step > 0 {
                 history.checkpoint = Some(self.save_checkpoint(task, train)?);
@@ -186,18 +211,61 @@ impl Engine {
                 Some(dir) => format!("checkpoint: {}", dir.display()),
                 None => "no step taken, nothing to save".into(),
             };
-            logger.message(&format!(
-                "{} at step {}; {saved}; resume to continue from it",
-                describe(history.stop),
-                self.step
-            ));
+            if let Some(logger) = &logger {
+                logger.message(&format!(
+                    "{} at step {}; {saved}; resume to continue from it",
+                    describe(history.stop),
+                    self.step
+                ));
+            }
             self.stop.clear();
         }
-        self.plot_losses(&logger);
-        logger.finish();
+        if let Some(logger) = &logger {
+            self.plot_losses(logger);
+            logger.finish();
+        }
         history.steps = self.step - history.first_step;
         history.seconds = started.elapsed().as_secs_f64();
         Ok(history)
+    }
+
+    /// Rank 0's part of starting a run: the directory, its lock, a fresh run's cleanup, the
+    /// log.
+    fn open_run(&self, cfg: &TrainerConfig) -> Result<MetricsLogger> {
+        create_dir(&cfg.out_dir)?;
+        self.checkpoints.lock()?;
+        if self.step == 0 {
+            self.prepare_fresh_run()?;
+        }
+        MetricsLogger::open(
+            &cfg.out_dir.join(METRICS_FILE),
+            cfg.total_steps,
+            self.step,
+            cfg.print_every,
+        )
+    }
+
+    /// Rank 0's log of a step, and the evaluation on `val` when one is due.
+    fn log_step<T: StepTask>(
+        &self,
+        task: &T,
+        logger: &mut MetricsLogger,
+        metrics: &Scalars,
+        rate: f64,
+        val: Option<&mut DataLoader>,
+        history: &mut History,
+    ) -> Result<()> {
+        logger.log(self.step, "train", metrics, Some(rate))?;
+        if let Some(val) = val {
+            let metrics = self.evaluate(task, val)?;
+            logger.log(self.step, "eval", &metrics, None)?;
+            history.eval.push(Record {
+                step: self.step,
+                metrics,
+            });
+            self.plot_losses(logger);
+        }
+        Ok(())
     }
 
     fn stop_reason(&self, watch: &SignalWatch) -> Option<StopReason> {
@@ -259,12 +327,27 @@ impl Engine {
         let _ = logger;
     }
 
-    /// Writes `checkpoints/step-N/` with the model, optimizer, step and data-order state.
+    /// Writes `checkpoints/step-N/` with the model, optimizer, step and data-order state (rank
+    /// 0 writes; every rank returns the folder once rank 0 has written it).
     pub(crate) fn save_checkpoint<T: StepTask>(
         &self,
         task: &T,
         train: &DataLoader,
     ) -> Result<PathBuf> {
+        let comm = self.comm();
+        let written = match self.is_root() {
+            true => self.write_checkpoint(task, train),
+            false => Ok(self.checkpoints.step_dir(self.step)),
+        };
+        let (dir, outcome) = match written {
+            Ok(dir) => (dir, Ok(())),
+            Err(e) => (PathBuf::new(), Err(e)),
+        };
+        distributed::agree(&*comm, "checkpoint save", outcome)?;
+        Ok(dir)
+    }
+
+    fn write_checkpoint<T: StepTask>(&self, task: &T, train: &DataLoader) -> Result<PathBuf> {
         let mut state = task.optimizer_state()?;
         state.extend(train.state().to_tensors("data.")?);
         state.push((
@@ -279,13 +362,33 @@ impl Engine {
             .save(self.step, task.model(), &options, state)
     }
 
-    /// Restores the newest checkpoint (model, optimizer, step, data order).
+    /// Restores the newest checkpoint (model, optimizer, step, data order). Every rank reads
+    /// the same files (the run directory must be on a filesystem they share); the parameter
+    /// check before the next step confirms they loaded the same state.
     pub(crate) fn resume<T: StepTask>(
         &mut self,
         task: &mut T,
         train: &mut DataLoader,
     ) -> Result<Option<u64>> {
-        self.checkpoints.lock()?;
+        let comm = self.comm();
+        let resumed = self.load_latest(task, train);
+        let (step, outcome) = match resumed {
+            Ok(step) => (step, Ok(())),
+            Err(e) => (None, Err(e)),
+        };
+        distributed::agree(&*comm, "resume", outcome)?;
+        self.ranks_agree = false;
+        Ok(step)
+    }
+
+    fn load_latest<T: StepTask>(
+        &mut self,
+        task: &mut T,
+        train: &mut DataLoader,
+    ) -> Result<Option<u64>> {
+        if self.is_root() {
+            self.checkpoints.lock()?;
+        }
         let Some((step, dir)) = self.checkpoints.latest()? else {
             return Ok(None);
         };
@@ -299,6 +402,45 @@ impl Engine {
         self.step = step;
         Ok(Some(step))
     }
+}
+
+/// The per-step check-in of all ranks: whether any rank was asked to stop (all stop, for the
+/// first such rank's reason) and whether rank 0's last log or evaluation failed (all fail).
+/// With one rank it is just `io` and `stop`.
+fn check_in(
+    comm: &dyn Communicator,
+    stop: Option<StopReason>,
+    io: Result<()>,
+) -> Result<Option<StopReason>> {
+    let world = comm.world_size();
+    if world == 1 {
+        return io.map(|()| stop);
+    }
+    let code = match stop {
+        None | Some(StopReason::Completed) => 0.0,
+        Some(StopReason::Requested) => -1.0,
+        Some(StopReason::Signal(n)) => f64::from(n),
+    };
+    let mut slots = vec![0f64; 2 * world];
+    slots[comm.rank()] = code;
+    slots[world + comm.rank()] = f64::from(u8::from(io.is_err()));
+    comm.all_reduce_sum_f64(&mut slots)?;
+    io?;
+    let failed: Vec<usize> = (0..world).filter(|&r| slots[world + r] > 0.0).collect();
+    if !failed.is_empty() {
+        return Err(DistributedError::PeerFailed {
+            what: "writing the log or evaluating".into(),
+            ranks: failed,
+        }
+        .into());
+    }
+    Ok(slots[..world].iter().find(|&&c| c != 0.0).map(|&c| {
+        if c < 0.0 {
+            StopReason::Requested
+        } else {
+            StopReason::Signal(c as i32)
+        }
+    }))
 }
 
 fn describe(reason: StopReason) -> String {
@@ -321,6 +463,10 @@ pub(crate) fn gradients<O: Optimizer>(
     host: &mut Scalars,
 ) -> Result<GradStore> {
     let mut grads = loss.backward()?;
+    if let Some(comm) = distributed::current().filter(|c| c.world_size() > 1) {
+        distributed::average_scalars(&*comm, host)?;
+        distributed::all_reduce_mean_grads(&*comm, &mut grads, opt.params())?;
+    }
     let norm = match clip {
         Some(max_norm) => clip_grad_norm(&mut grads, opt.params(), max_norm)?,
         None => global_norm(&grads, opt.params())?,

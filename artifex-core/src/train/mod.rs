@@ -192,6 +192,11 @@ where
     ///
     /// If any metric or the gradient norm is not finite, the step is refused: no parameter,
     /// batch statistic or rng counter changes, and the error names the metric.
+    ///
+    /// With a multi-rank [`communicator`](TrainerConfig::communicator) every rank must call
+    /// it with its shard of the same global batch (see
+    /// [`DataLoader::set_shard`](crate::data::DataLoader::set_shard)); the first call checks
+    /// that the ranks hold the same parameters.
     pub fn train_step(&mut self, batch: &[Tensor]) -> Result<Scalars> {
         self.engine.guarded_step(&mut self.task, batch)
     }
@@ -225,12 +230,14 @@ where
     }
 
     /// Writes `checkpoints/step-N/` with the model, optimizer, step and data-order state.
+    /// With several ranks every rank calls it; rank 0 writes.
     pub fn save_checkpoint(&self, train: &DataLoader) -> Result<PathBuf> {
         self.engine.save_checkpoint(&self.task, train)
     }
 
     /// Restores the newest checkpoint of `out_dir/checkpoints` (model, optimizer, step, data
-    /// order); returns the step resumed from, or `None` when there is none.
+    /// order); returns the step resumed from, or `None` when there is none. With several
+    /// ranks every rank calls it and reads the same files.
     pub fn resume(&mut self, train: &mut DataLoader) -> Result<Option<u64>> {
         self.engine.resume(&mut self.task, train)
     }
