@@ -137,12 +137,7 @@ impl HandwrittenResidual {
             };
             candle_nn::conv2d(CHANNELS, CHANNELS, k, config, vb.pp(name))
         };
-        let bn_config = candle_nn::BatchNormConfig {
-            eps: 1e-5,
-            remove_mean: true,
-            affine: true,
-            momentum: 0.01,
-        };
+        let bn_config = nnx_batch_norm_config();
         let bn = |name: &str| candle_nn::batch_norm(CHANNELS, bn_config, vb.pp(name));
         Ok(Self {
             conv1: conv(3, 2, 1, "conv1")?,
@@ -164,6 +159,17 @@ impl HandwrittenResidual {
     }
 }
 
+/// candle-nn's BatchNorm with NNX's defaults: eps 1e-5, momentum 0.01 in candle's convention
+/// (NNX's 0.99).
+fn nnx_batch_norm_config() -> candle_nn::BatchNormConfig {
+    candle_nn::BatchNormConfig {
+        eps: 1e-5,
+        remove_mean: true,
+        affine: true,
+        momentum: 0.01,
+    }
+}
+
 /// The seed's DenseBlock by hand with candle-nn on NCHW: per layer BatchNorm, ReLU, 3x3 conv
 /// (padding 1), concatenated on the channel axis.
 struct HandwrittenDense {
@@ -172,12 +178,7 @@ struct HandwrittenDense {
 
 impl HandwrittenDense {
     fn new(vb: &VarBuilder) -> candle_core::Result<Self> {
-        let bn_config = candle_nn::BatchNormConfig {
-            eps: 1e-5,
-            remove_mean: true,
-            affine: true,
-            momentum: 0.01,
-        };
+        let bn_config = nnx_batch_norm_config();
         let conv_config = candle_nn::Conv2dConfig {
             padding: 1,
             ..Default::default()
@@ -215,12 +216,7 @@ struct HandwrittenUNet {
 
 impl HandwrittenUNet {
     fn new(vb: &VarBuilder) -> candle_core::Result<Self> {
-        let bn_config = candle_nn::BatchNormConfig {
-            eps: 1e-5,
-            remove_mean: true,
-            affine: true,
-            momentum: 0.01,
-        };
+        let bn_config = nnx_batch_norm_config();
         let down_config = candle_nn::Conv2dConfig {
             padding: 1,
             stride: 2,

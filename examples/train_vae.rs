@@ -207,15 +207,17 @@ fn run_on(args: &Args, comm: &Arc<dyn Communicator>) -> Result<Report> {
         }
     }
     let history = trainer.fit(&mut train, Some(&mut test))?;
+    // Without test metrics: a rank other than 0 (rank 0 evaluates, samples and writes), or a
+    // run stopped early (only its checkpoint was written).
+    let early = || Report {
+        test_metrics: Default::default(),
+        quality: None,
+        seconds: started.elapsed().as_secs_f64(),
+        steps: history.steps,
+        stop: history.stop,
+    };
     if comm.rank() != 0 {
-        // Rank 0 evaluates, samples and writes; the others are done.
-        return Ok(Report {
-            test_metrics: Default::default(),
-            quality: None,
-            seconds: started.elapsed().as_secs_f64(),
-            steps: history.steps,
-            stop: history.stop,
-        });
+        return Ok(early());
     }
     if history.interrupted() {
         let at = history.checkpoint.as_deref().unwrap_or(Path::new("(none)"));
@@ -225,13 +227,7 @@ fn run_on(args: &Args, comm: &Arc<dyn Communicator>) -> Result<Report> {
             history.stop,
             at.display()
         );
-        return Ok(Report {
-            test_metrics: Default::default(),
-            quality: None,
-            seconds: started.elapsed().as_secs_f64(),
-            steps: history.steps,
-            stop: history.stop,
-        });
+        return Ok(early());
     }
     let test_metrics = trainer.evaluate(&mut test)?;
 
