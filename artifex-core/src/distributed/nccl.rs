@@ -276,6 +276,7 @@ impl Communicator for Nccl {
         #[cfg(feature = "mpi")]
         if self.via_mpi {
             // As `Mpi::abort`: MPI_Abort ends every process of the job.
+            use mpi::traits::Communicator as _;
             mpi::topology::SimpleCommunicator::world().abort(code)
         }
         // Without MPI there is no way to reach the other processes: the launcher (or NCCL's
