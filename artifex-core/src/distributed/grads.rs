@@ -96,8 +96,13 @@ fn reduce_on_device(
         len += var.elem_count();
         end += 1;
     }
-    // `cat` makes a fresh contiguous tensor: no other tensor shares the memory reduced in place.
-    let bucket = Tensor::cat(&parts, 0)?;
+    // The bucket is reduced in place, so it must own its memory: `cat` of several parts makes a
+    // fresh tensor, but of one part returns that part, whose storage is the gradient's (which
+    // backprop may share with another parameter's gradient), hence the copy.
+    let bucket = match parts.as_slice() {
+        [one] => one.copy()?,
+        _ => Tensor::cat(&parts, 0)?,
+    };
     if !comm.all_reduce_sum_tensor_in_place(&bucket)? {
         return Ok(None);
     }

@@ -147,7 +147,9 @@ impl Nccl {
     /// Sums the contiguous `f32` tensor `t` over every rank, in place: in its device memory
     /// for a tensor on [`device`](Self::device), through the host for a CPU tensor.
     ///
-    /// Errors for another dtype, a non-contiguous layout or another CUDA device.
+    /// The memory is written in place: every tensor sharing `t`'s storage (views, clones, a
+    /// gradient that backprop handed to two parameters) sees the sum; reduce a `copy()` when
+    /// that matters. Errors for another dtype, a non-contiguous layout or another CUDA device.
     pub fn all_reduce_sum_tensor(&self, t: &Tensor) -> Result<()> {
         if t.dtype() != DType::F32 || !t.is_contiguous() {
             return Err(backend(format!(
