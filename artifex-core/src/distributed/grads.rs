@@ -38,6 +38,10 @@ pub(crate) fn all_reduce_mean_grads(
         .collect();
     let mut start = 0;
     while start < members.len() {
+        if let Some(end) = reduce_on_device(comm, grads, &members, start)? {
+            start = end;
+            continue;
+        }
         let mut end = start;
         let mut bucket: Vec<f32> = Vec::new();
         while end < members.len() && (end == start || bucket.len() < BUCKET_ELEMENTS) {
@@ -65,6 +69,56 @@ pub(crate) fn all_reduce_mean_grads(
         start = end;
     }
     Ok(())
+}
+
+/// The device path of [`all_reduce_mean_grads`]: the bucket starting at `members[start]`,
+/// concatenated on the gradients' device and all-reduced there when the engine can
+/// ([`Communicator::all_reduce_sum_tensor_in_place`], NCCL on CUDA); returns the end of the
+/// bucket, or `None` (nothing done) for engines that reduce host buffers.
+fn reduce_on_device(
+    comm: &dyn Communicator,
+    grads: &mut GradStore,
+    members: &[&Param],
+    start: usize,
+) -> Result<Option<usize>> {
+    let device = members[start].var().device();
+    if device.is_cpu() {
+        return Ok(None);
+    }
+    let (mut end, mut len) = (start, 0);
+    let mut parts = Vec::new();
+    while end < members.len() && (end == start || len < BUCKET_ELEMENTS) {
+        let var = members[end].var().as_tensor();
+        parts.push(match grads.get(var) {
+            Some(g) => g.to_dtype(DType::F32)?.flatten_all()?,
+            None => Tensor::zeros(var.elem_count(), DType::F32, var.device())?,
+        });
+        len += var.elem_count();
+        end += 1;
+    }
+    // The bucket is reduced in place, so it must own its memory: `cat` of several parts makes a
+    // fresh tensor, but of one part returns that part, whose storage is the gradient's (which
+    // backprop may share with another parameter's gradient), hence the copy.
+    let bucket = match parts.as_slice() {
+        [one] => one.copy()?,
+        _ => Tensor::cat(&parts, 0)?,
+    };
+    if !comm.all_reduce_sum_tensor_in_place(&bucket)? {
+        return Ok(None);
+    }
+    let bucket = (bucket / comm.world_size() as f64)?;
+    let mut offset = 0;
+    for p in &members[start..end] {
+        let var = p.var().as_tensor();
+        let n = var.elem_count();
+        let g = bucket
+            .narrow(0, offset, n)?
+            .reshape(var.shape())?
+            .to_dtype(var.dtype())?;
+        grads.insert(var, g);
+        offset += n;
+    }
+    Ok(Some(end))
 }
 
 /// Replaces every value of `scalars` by its mean over the ranks (every rank must hold the

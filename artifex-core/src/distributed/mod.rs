@@ -38,6 +38,8 @@ mod error;
 mod grads;
 #[cfg(feature = "mpi")]
 mod mpi;
+#[cfg(feature = "nccl")]
+mod nccl;
 mod scope;
 mod single;
 #[cfg(test)]
@@ -53,6 +55,8 @@ pub use error::{exit_on_error, DistributedError};
 pub(crate) use grads::{all_reduce_mean_grads, average_scalars};
 #[cfg(feature = "mpi")]
 pub use mpi::Mpi;
+#[cfg(feature = "nccl")]
+pub use nccl::{Nccl, NcclId, NCCL_ID_BYTES};
 pub use scope::{batch_stats_synced, current, normal_rows, scope};
 pub use single::Single;
 
@@ -87,6 +91,16 @@ pub trait Communicator: Send + Sync + Debug {
 
     /// Returns once every rank has called it.
     fn barrier(&self) -> Result<()>;
+
+    /// Sums the contiguous `f32` tensor `t` over every rank in place, in its device's memory,
+    /// when this engine reduces on that device (NCCL on CUDA tensors); otherwise returns
+    /// `Ok(false)` without communicating, and the caller reduces a host copy instead (the
+    /// default). The answer depends only on the engine and the tensor's device, so all ranks
+    /// agree on it.
+    fn all_reduce_sum_tensor_in_place(&self, t: &candle_core::Tensor) -> Result<bool> {
+        let _ = t;
+        Ok(false)
+    }
 
     /// Ends every process of the job with exit code `code` (`MPI_Abort`); the way out when a
     /// rank fails where the others wait in a collective.
