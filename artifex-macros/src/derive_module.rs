@@ -98,20 +98,10 @@ pub fn expand(input: &DeriveInput) -> TokenStream {
         .unwrap_or_default();
     if cx.failed() {
         let errors = cx.into_compile_errors();
-        let where_tokens = where_of(&predicates);
+        let stand_in = stand_in_module(&krate, name, &input.generics, &where_of(&predicates));
         return quote! {
             #errors
-            // Stand-in so that uses of the type report nothing more than the errors above.
-            #[automatically_derived]
-            impl #impl_generics #krate::Module for #name #ty_generics #where_tokens {
-                fn visit_state<'__artifex>(
-                    &'__artifex self,
-                    _: &mut #krate::StatePath,
-                    _: &mut #krate::StateVisitor<'_, '__artifex>,
-                ) {
-                }
-                fn set_training(&mut self, _: bool) {}
-            }
+            #stand_in
         };
     }
     match &opts.bound {
@@ -158,6 +148,29 @@ pub fn expand(input: &DeriveInput) -> TokenStream {
                 #self_reg
                 #(#regs)*
             }
+        }
+    }
+}
+
+/// An empty `Module` impl emitted after failed expansion, so that uses of the type report
+/// nothing more than the attribute errors themselves.
+pub fn stand_in_module(
+    krate: &impl ToTokens,
+    name: &syn::Ident,
+    generics: &syn::Generics,
+    where_tokens: &TokenStream,
+) -> TokenStream {
+    let (impl_generics, ty_generics, _) = generics.split_for_impl();
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics #krate::Module for #name #ty_generics #where_tokens {
+            fn visit_state<'__artifex>(
+                &'__artifex self,
+                _: &mut #krate::StatePath,
+                _: &mut #krate::StateVisitor<'_, '__artifex>,
+            ) {
+            }
+            fn set_training(&mut self, _: bool) {}
         }
     }
 }

@@ -13,7 +13,7 @@ use syn::{Expr, Fields, GenericParam, Ident, ItemStruct, LitStr, Token, Type};
 use crate::attrs::{field_role, is_role_attr, FieldRole, VariableArgs};
 use crate::constructor_docs::{args_struct, doc_of, tokens_text, ConstructorDocs};
 use crate::ctxt::Ctxt;
-use crate::derive_module::where_of;
+use crate::derive_module::{stand_in_module, where_of};
 use crate::options::{self, mentions_any};
 
 /// `#[check(condition, "message {config}", args...)]` on the struct.
@@ -357,21 +357,12 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> TokenStream {
 
     let (module_impl, build_body) = if failed {
         let errors = cx.into_compile_errors();
+        let stand_in = stand_in_module(&krate, name, &item.generics, &where_tokens);
         (
             quote! {
                 #errors
                 #item
-                // Stand-in so that uses of the type report nothing more than the errors above.
-                #[automatically_derived]
-                impl #impl_generics #krate::Module for #name #ty_generics #where_tokens {
-                    fn visit_state<'__artifex>(
-                        &'__artifex self,
-                        _: &mut #krate::StatePath,
-                        _: &mut #krate::StateVisitor<'_, '__artifex>,
-                    ) {
-                    }
-                    fn set_training(&mut self, _: bool) {}
-                }
+                #stand_in
             },
             quote! {
                 let _ = (self, rngs);
