@@ -31,14 +31,17 @@ pub const SHIPPED_WEIGHTS: &str = concat!(
 /// images (the test split), computed once.
 ///
 /// ```no_run
-/// # fn test_images() -> artifex_core::Result<artifex_core::prelude::Tensor> { unimplemented!() }
-/// # fn samples() -> artifex_core::Result<artifex_core::prelude::Tensor> { unimplemented!() }
+/// use artifex_core::data::Mnist;
+/// use artifex_core::prelude::{Device, Tensor};
 /// use artifex_models::MnistFid;
 ///
 /// // Reference: the test split's images (N, 28, 28, 1) in [0, 1].
-/// let fid = MnistFid::shipped(&test_images()?)?;
-/// let report = fid.evaluate(&samples()?)?;
-/// println!("{report}"); // MNIST-FID 12.3  precision 0.80  recall 0.71  confidence 0.95 ...
+/// let mnist = Mnist::load_dir("data/mnist10k")?;
+/// let fid = MnistFid::shipped(&mnist.test.images)?;
+/// // Samples to judge, e.g. a model's; here uniform noise (the metric's ceiling).
+/// let samples = Tensor::rand(0f32, 1f32, (2000, 28, 28, 1), &Device::Cpu)?;
+/// let report = fid.evaluate(&samples)?;
+/// println!("{report}"); // MNIST-FID 422.0  precision 0.11  recall 0.00  confidence 0.95 ...
 /// # Ok::<(), artifex_core::Error>(())
 /// ```
 pub struct MnistFid {
