@@ -37,9 +37,13 @@ pub struct PrecisionRecall {
 /// use artifex_core::metrics::{precision_recall, DEFAULT_K};
 /// use artifex_core::prelude::*;
 ///
-/// let real = Tensor::randn(0f32, 1.0, (300, 2), &Device::Cpu)?;
+/// // Real samples: a 20 x 20 grid over [-1, 1]².
+/// let axis = Tensor::linspace(-1f32, 1.0, 20, &Device::Cpu)?;
+/// let xs = axis.unsqueeze(1)?.broadcast_as((20, 20))?.flatten_all()?;
+/// let ys = axis.unsqueeze(0)?.broadcast_as((20, 20))?.flatten_all()?;
+/// let real = Tensor::stack(&[xs, ys], 1)?;
 /// // Generated samples collapsed onto a small region: precise but with poor coverage.
-/// let collapsed = (Tensor::randn(0f32, 1.0, (300, 2), &Device::Cpu)? * 0.05)?;
+/// let collapsed = (&real * 0.05)?;
 /// let pr = precision_recall(&real, &collapsed, DEFAULT_K)?;
 /// assert!(pr.precision > 0.9 && pr.recall < 0.3, "{pr:?}");
 /// # Ok::<(), artifex_core::Error>(())
