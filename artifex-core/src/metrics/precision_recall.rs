@@ -37,11 +37,11 @@ pub struct PrecisionRecall {
 /// use artifex_core::metrics::{precision_recall, DEFAULT_K};
 /// use artifex_core::prelude::*;
 ///
-/// // Real samples: a 20 x 20 grid over [-1, 1]².
-/// let axis = Tensor::linspace(-1f32, 1.0, 20, &Device::Cpu)?;
-/// let xs = axis.unsqueeze(1)?.broadcast_as((20, 20))?.flatten_all()?;
-/// let ys = axis.unsqueeze(0)?.broadcast_as((20, 20))?.flatten_all()?;
-/// let real = Tensor::stack(&[xs, ys], 1)?;
+/// // Real samples: a 20 x 20 grid over [-1, 1)², spacing 0.1.
+/// let grid: Vec<f32> = (0..400)
+///     .flat_map(|i| [(i / 20) as f32 / 10.0 - 1.0, (i % 20) as f32 / 10.0 - 1.0])
+///     .collect();
+/// let real = Tensor::from_vec(grid, (400, 2), &Device::Cpu)?;
 /// // Generated samples collapsed onto a small region: precise but with poor coverage.
 /// let collapsed = (&real * 0.05)?;
 /// let pr = precision_recall(&real, &collapsed, DEFAULT_K)?;
