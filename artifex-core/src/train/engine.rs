@@ -499,7 +499,7 @@ fn create_dir(dir: &Path) -> Result<()> {
 fn snapshot_non_params<M: Module + ?Sized>(model: &M) -> Result<Vec<(String, Tensor)>> {
     let mut out = Vec::new();
     let mut failed = None;
-    model.visit_state(&mut crate::StatePath::root(), &mut |path, var| {
+    crate::walkers::for_each_state(model, &mut crate::StatePath::root(), |path, var| {
         if var.kind() != StateKind::Param && failed.is_none() {
             match var.to_tensor().and_then(|t| Ok(t.copy()?)) {
                 Ok(t) => out.push((path.joined(), t)),
@@ -516,7 +516,7 @@ fn snapshot_non_params<M: Module + ?Sized>(model: &M) -> Result<Vec<(String, Ten
 fn restore<M: Module + ?Sized>(model: &M, snapshot: &[(String, Tensor)]) -> Result<()> {
     let saved: BTreeMap<&str, &Tensor> = snapshot.iter().map(|(p, t)| (p.as_str(), t)).collect();
     let mut failed = None;
-    model.visit_state(&mut crate::StatePath::root(), &mut |path, var| {
+    crate::walkers::for_each_state(model, &mut crate::StatePath::root(), |path, var| {
         if let Some(t) = saved.get(path.joined().as_str()) {
             if let Err(e) = var.assign(t) {
                 failed.get_or_insert(e);
