@@ -4,8 +4,8 @@
 //!
 //! A container or a derived struct writes one `walk` and one `walk_mut`; state listing,
 //! train/eval, path binding, regularizer collection, freezing and filtering are visitors
-//! (see [`crate::walkers`]), so a new operation is one visitor, not a change to every
-//! container.
+//! (the provided methods of [`Module`] call them), so a new operation is one visitor, not a
+//! change to every container.
 //!
 //! ```
 //! use artifex_core::prelude::*;
@@ -37,9 +37,9 @@
 //!
 //! #[module]
 //! struct Model {
-//!     #[from_config(Linear::new(4, 8, rngs))]
+//!     #[init(Linear::new(4, 8, rngs)?)]
 //!     encoder: Linear,
-//!     #[from_config(Linear::new(8, 2, rngs))]
+//!     #[init(Linear::new(8, 2, rngs)?)]
 //!     head: Linear,
 //! }
 //!
