@@ -253,8 +253,8 @@ pub trait Module {
 /// follow from the `Module` impl's where-clause; mark the struct `#[regularizer]` to make the
 /// compiler check that (an unmet bound is then an error, not a dropped penalty).
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is marked #[regularizer] but does not implement `artifex_core::Regularizer`",
-    label = "required by this #[regularizer]",
+    message = "`{Self}` is not a `Regularizer`",
+    label = "`Regularizer` is required here (a struct marked #[regularizer] must implement it)",
     note = "implement `Regularizer` for it; for a generic struct, the impl's bounds must follow from the `Module` impl's where-clause (declare them with #[module(bound = \"...\")])"
 )]
 pub trait Regularizer {

@@ -139,7 +139,8 @@ fn regularizer_report(krate: &TokenStream, input: &DeriveInput) -> TokenStream {
         .find(|a| a.path().is_ident("regularizer"))
     {
         Some(attr) => {
-            let required = quote_spanned!(attr.span()=> #krate::walk::required_regularizer(self));
+            let required =
+                quote_spanned!(attr.path().span()=> #krate::walk::required_regularizer(self));
             quote!(__v.regularizer(#required);)
         }
         None => quote! {
