@@ -15,8 +15,42 @@ use crate::{
 /// a struct field is part of the tree because its type implements this trait.
 ///
 /// Leaves are [`Param`], [`BatchStat`](crate::BatchStat), [`RngStream`](crate::RngStream),
-/// [`Mode`] and [`ModulePath`]; containers (`Vec`, `Option`, `Box`, arrays, tuples,
+/// [`Mode`] and [`ModulePath`]; containers (`Vec`, slices, `Option`, `Box`, arrays, tuples,
 /// `BTreeMap<String, _>`) forward to their items, naming them by index or key as NNX does.
+///
+/// The two required methods are one walk in its shared and mutable forms; every other
+/// method (state, filters, train/eval, paths, regularizers, freezing) is a visitor over them.
+/// A hand-written impl (an enum of layers, a wrapper that adds no path segment) forwards
+/// both to its children:
+///
+/// ```
+/// use artifex_core::prelude::*;
+/// use artifex_core::walk::{Segment, Visit, VisitMut};
+///
+/// enum Either { Dense(Linear), Norm(LayerNorm) }
+///
+/// impl Module for Either {
+///     fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
+///         match self {
+///             Either::Dense(l) => v.child(Segment::Field("dense"), l),
+///             Either::Norm(n) => v.child(Segment::Field("norm"), n),
+///         }
+///     }
+///     fn walk_mut(&mut self, v: &mut dyn VisitMut) {
+///         match self {
+///             Either::Dense(l) => v.child(Segment::Field("dense"), l),
+///             Either::Norm(n) => v.child(Segment::Field("norm"), n),
+///         }
+///     }
+/// }
+///
+/// let mut layer = Either::Dense(Linear::new(2, 3, &mut Rngs::new(0))?);
+/// let paths: Vec<String> = layer.state().into_iter().map(|(p, _)| p).collect();
+/// assert_eq!(paths, ["dense.kernel", "dense.bias"]);
+/// layer.freeze(&Filter::path("dense.kernel"))?; // freezing comes with the walk
+/// assert_eq!(layer.named_params().len(), 1);
+/// # Ok::<(), artifex_core::Error>(())
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a module or state variable",
     label = "this field's type does not implement `artifex_core::Module`",
