@@ -1,117 +1,74 @@
 //! `Module` for containers: items are named by index (`layers.0`) or key, as NNX does;
-//! `Option` and `Box` are transparent.
+//! `Option` and `Box` are transparent. Each writes one walk per form; every operation
+//! (state, train/eval, paths, regularizers, freezing) comes from it.
 
 use std::collections::BTreeMap;
 
-use crate::{Module, StatePath, StateVisitor};
-
-fn visit_indexed<'a, M: Module + 'a>(
-    items: impl Iterator<Item = &'a M>,
-    path: &mut StatePath,
-    visitor: &mut StateVisitor<'_, 'a>,
-) {
-    for (i, item) in items.enumerate() {
-        path.push(i.to_string());
-        item.visit_state(path, visitor);
-        path.pop();
-    }
-}
-
-fn bind_indexed<'a, M: Module + 'a>(items: impl Iterator<Item = &'a mut M>, path: &mut StatePath) {
-    for (i, item) in items.enumerate() {
-        path.push(i.to_string());
-        item.bind_paths(path);
-        path.pop();
-    }
-}
+use crate::walk::{Segment, Visit, VisitMut};
+use crate::Module;
 
 impl<M: Module> Module for Vec<M> {
-    fn visit_regularizers<'a>(&'a self, f: &mut dyn FnMut(&'a dyn crate::Regularizer)) {
-        self.iter().for_each(|m| m.visit_regularizers(f));
+    fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
+        self.as_slice().walk(v);
     }
-    fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
-        visit_indexed(self.iter(), path, visitor);
-    }
-    fn set_training(&mut self, training: bool) {
-        self.iter_mut().for_each(|m| m.set_training(training));
-    }
-    fn bind_paths(&mut self, path: &mut StatePath) {
-        bind_indexed(self.iter_mut(), path);
+    fn walk_mut(&mut self, v: &mut dyn VisitMut) {
+        self.as_mut_slice().walk_mut(v);
     }
 }
 
 impl<M: Module, const N: usize> Module for [M; N] {
-    fn visit_regularizers<'a>(&'a self, f: &mut dyn FnMut(&'a dyn crate::Regularizer)) {
-        self.iter().for_each(|m| m.visit_regularizers(f));
+    fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
+        self.as_slice().walk(v);
     }
-    fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
-        visit_indexed(self.iter(), path, visitor);
+    fn walk_mut(&mut self, v: &mut dyn VisitMut) {
+        self.as_mut_slice().walk_mut(v);
     }
-    fn set_training(&mut self, training: bool) {
-        self.iter_mut().for_each(|m| m.set_training(training));
+}
+
+impl<M: Module> Module for [M] {
+    fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
+        for (i, item) in self.iter().enumerate() {
+            v.child(Segment::Index(i), item);
+        }
     }
-    fn bind_paths(&mut self, path: &mut StatePath) {
-        bind_indexed(self.iter_mut(), path);
+    fn walk_mut(&mut self, v: &mut dyn VisitMut) {
+        for (i, item) in self.iter_mut().enumerate() {
+            v.child(Segment::Index(i), item);
+        }
     }
 }
 
 impl<M: Module> Module for Option<M> {
-    fn visit_regularizers<'a>(&'a self, f: &mut dyn FnMut(&'a dyn crate::Regularizer)) {
+    fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
         if let Some(m) = self {
-            m.visit_regularizers(f);
+            m.walk(v);
         }
     }
-    fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
+    fn walk_mut(&mut self, v: &mut dyn VisitMut) {
         if let Some(m) = self {
-            m.visit_state(path, visitor);
-        }
-    }
-    fn set_training(&mut self, training: bool) {
-        if let Some(m) = self {
-            m.set_training(training);
-        }
-    }
-    fn bind_paths(&mut self, path: &mut StatePath) {
-        if let Some(m) = self {
-            m.bind_paths(path);
+            m.walk_mut(v);
         }
     }
 }
 
 impl<M: Module + ?Sized> Module for Box<M> {
-    fn visit_regularizers<'a>(&'a self, f: &mut dyn FnMut(&'a dyn crate::Regularizer)) {
-        (**self).visit_regularizers(f);
+    fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
+        (**self).walk(v);
     }
-    fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
-        (**self).visit_state(path, visitor);
-    }
-    fn set_training(&mut self, training: bool) {
-        (**self).set_training(training);
-    }
-    fn bind_paths(&mut self, path: &mut StatePath) {
-        (**self).bind_paths(path);
+    fn walk_mut(&mut self, v: &mut dyn VisitMut) {
+        (**self).walk_mut(v);
     }
 }
 
 impl<M: Module> Module for BTreeMap<String, M> {
-    fn visit_regularizers<'a>(&'a self, f: &mut dyn FnMut(&'a dyn crate::Regularizer)) {
-        self.values().for_each(|m| m.visit_regularizers(f));
-    }
-    fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
+    fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
         for (key, item) in self {
-            path.push(key.as_str());
-            item.visit_state(path, visitor);
-            path.pop();
+            v.child(Segment::Key(key), item);
         }
     }
-    fn set_training(&mut self, training: bool) {
-        self.values_mut().for_each(|m| m.set_training(training));
-    }
-    fn bind_paths(&mut self, path: &mut StatePath) {
+    fn walk_mut(&mut self, v: &mut dyn VisitMut) {
         for (key, item) in self.iter_mut() {
-            path.push(key.as_str());
-            item.bind_paths(path);
-            path.pop();
+            v.child(Segment::Key(key), item);
         }
     }
 }
@@ -120,25 +77,11 @@ macro_rules! tuple_module {
     ($($name:ident $idx:tt),+) => {
         /// Heterogeneous lists (the seed's `[Conv, BatchNorm]` blocks): items named `0`, `1`, ...
         impl<$($name: Module),+> Module for ($($name,)+) {
-            fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
-                $(
-                    path.push(stringify!($idx));
-                    self.$idx.visit_state(path, visitor);
-                    path.pop();
-                )+
+            fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
+                $( v.child(Segment::Index($idx), &self.$idx); )+
             }
-            fn set_training(&mut self, training: bool) {
-                $( self.$idx.set_training(training); )+
-            }
-            fn visit_regularizers<'a>(&'a self, f: &mut dyn FnMut(&'a dyn crate::Regularizer)) {
-                $( self.$idx.visit_regularizers(f); )+
-            }
-            fn bind_paths(&mut self, path: &mut StatePath) {
-                $(
-                    path.push(stringify!($idx));
-                    self.$idx.bind_paths(path);
-                    path.pop();
-                )+
+            fn walk_mut(&mut self, v: &mut dyn VisitMut) {
+                $( v.child(Segment::Index($idx), &mut self.$idx); )+
             }
         }
     };

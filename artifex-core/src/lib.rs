@@ -136,6 +136,7 @@ pub mod distributed;
 mod error;
 mod error_chain;
 pub mod fast_paths;
+mod filter;
 mod generative;
 #[cfg(feature = "image")]
 pub mod image_grid;
@@ -154,6 +155,8 @@ mod state;
 mod summary;
 pub mod train;
 pub mod typed;
+pub mod walk;
+mod walkers;
 
 pub use artifex_macros::{layer, module, Module};
 pub use candle_core;
@@ -168,13 +171,14 @@ pub use construction::{check_shape, checked_product, Limits};
 pub use device::device_from_name;
 pub use error::{CheckpointError, DataError, Error, Result, TrainError};
 pub use error_chain::ErrorChain;
+pub use filter::Filter;
 pub use generative::{GenerativeModel, ModelOutput};
 pub use init::{Init, Initializer};
 pub use layer::{boxed, into_candle_error, BoxedLayer, Layer};
 pub use module::{AutoField, Module, Regularizer};
 pub use path::{ModulePath, StatePath};
 pub use rng::{RngKey, RngStream, Rngs, KEY_WORDS};
-pub use state::{BatchStat, Mode, NamedState, Param, StateKind, StateRef, StateVisitor};
+pub use state::{BatchStat, Mode, NamedState, Param, StateKind, StateRef};
 pub use summary::{Summary, SummaryRow};
 
 /// Everything a layer author needs: `use artifex_core::prelude::*;`.
@@ -187,8 +191,9 @@ pub mod prelude {
         MultiHeadAttention, Padding, RMSNorm, RegularizedLinear,
     };
     pub use crate::{
-        boxed, layer, module, BatchStat, BoxedLayer, Configurable, Error, GenerativeModel, Layer,
-        Mode, ModelOutput, Module, ModulePath, Param, Result, RngStream, Rngs, StateKind,
+        boxed, layer, module, BatchStat, BoxedLayer, Configurable, Error, Filter, GenerativeModel,
+        Layer, Mode, ModelOutput, Module, ModulePath, Param, Regularizer, Result, RngStream, Rngs,
+        StateKind,
     };
     pub use candle_core::{DType, Device, Tensor, D};
 }

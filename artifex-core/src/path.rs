@@ -55,9 +55,12 @@ impl fmt::Display for StatePath {
 
 /// Where a layer sits in its model, so that its errors can name it (`encoder.2`).
 ///
-/// A field of this type is filled in by the derived [`Module::bind_paths`](crate::Module::bind_paths)
-/// with the path of the struct that holds it; `#[module]` constructors, `train()`, `eval()`
-/// and checkpoint loads bind paths from the root.
+/// A field of this type is a leaf of the tree walk; [`Module::bind_paths`](crate::Module::bind_paths)
+/// fills it in with the path of the struct that holds it. `#[module]` constructors, `train()`,
+/// `eval()`, checkpoint loads and `Configurable::load` bind paths from the root, so a
+/// submodule moved into another model names its old path until one of those runs on the new
+/// model. It is stored rather than computed by the walk because a forward call is not a walk:
+/// it has no other way to learn where its layer sits.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ModulePath(Arc<str>);
 

@@ -14,7 +14,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::construction::Construction;
-use crate::{Error, Module, Result, StatePath, StateRef};
+use crate::walk::{Leaf, LeafMut, Segment, Visit, VisitMut};
+use crate::{Error, Module, Result, StateRef};
 
 /// Number of `u32` words in a serialized [`RngKey`].
 pub const KEY_WORDS: usize = 8;
@@ -347,26 +348,33 @@ impl Rngs {
 }
 
 impl Module for RngStream {
-    fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut crate::StateVisitor<'_, 'a>) {
-        path.push("count");
-        visitor(path, StateRef::RngCount(self));
-        path.pop();
-        path.push("key");
-        visitor(path, StateRef::RngKey(self));
-        path.pop();
-    }
-
-    fn set_training(&mut self, _training: bool) {}
-}
-
-impl Module for Rngs {
-    fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut crate::StateVisitor<'_, 'a>) {
-        for (name, stream) in &self.streams {
-            path.push(name.as_str());
-            stream.visit_state(path, visitor);
-            path.pop();
+    /// Two state entries, `count` then `key`; a mutable walk meets the stream itself.
+    fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
+        if v.enter(Segment::Field("count")) {
+            v.leaf(Leaf::State(StateRef::RngCount(self)));
+            v.leave();
+        }
+        if v.enter(Segment::Field("key")) {
+            v.leaf(Leaf::State(StateRef::RngKey(self)));
+            v.leave();
         }
     }
 
-    fn set_training(&mut self, _training: bool) {}
+    fn walk_mut(&mut self, v: &mut dyn VisitMut) {
+        v.leaf(LeafMut::Rng(self));
+    }
+}
+
+impl Module for Rngs {
+    fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
+        for (name, stream) in &self.streams {
+            v.child(Segment::Key(name), stream);
+        }
+    }
+
+    fn walk_mut(&mut self, v: &mut dyn VisitMut) {
+        for (name, stream) in self.streams.iter_mut() {
+            v.child(Segment::Key(name), stream);
+        }
+    }
 }

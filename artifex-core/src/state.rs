@@ -8,22 +8,32 @@ use candle_core::{DType, Device, Shape, Tensor, Var};
 
 use crate::construction::Construction;
 use crate::rng::RngStream;
-use crate::{Error, Result, StatePath};
+use crate::{Error, Result};
 
 /// A trainable parameter (NNX `nnx.Param`): handed to optimizers, saved in checkpoints.
 ///
 /// Dereferences to its current value, so `x.matmul(&self.kernel)` works directly.
+///
+/// A *frozen* parameter ([`Module::freeze`](crate::Module::freeze)) dereferences to a
+/// detached view of the same storage: no gradient flows into it, optimizers built over the
+/// model's [`named_params`](crate::Module::named_params) leave it out, and it is still saved
+/// and loaded like any other parameter.
 #[derive(Clone, Debug)]
 pub struct Param {
     var: Var,
+    /// The detached view handed out while frozen (shares the variable's storage, so loads
+    /// and in-place updates show through it).
+    frozen: Option<Tensor>,
 }
 
 impl Param {
     /// Wraps `value` as a new trainable variable (the tensor's storage is copied once).
     pub fn new(value: &Tensor) -> Result<Self> {
-        Ok(Self {
-            var: Var::from_tensor(value)?,
-        })
+        Ok(Self::of(Var::from_tensor(value)?))
+    }
+
+    fn of(var: Var) -> Self {
+        Self { var, frozen: None }
     }
 
     /// Draws the value from `init` with one key of the `params` stream of `rngs`, on `rngs`' device.
@@ -40,13 +50,11 @@ impl Param {
     ) -> Result<Self> {
         crate::check_shape("Param", "value", shape, dtype)?;
         if let Some(var) = rngs.construction().placeholder("Param", shape, dtype)? {
-            return Ok(Self { var });
+            return Ok(Self::of(var));
         }
         let key = rngs.params()?;
         if matches!(rngs.construction(), Construction::Zeroed) {
-            return Ok(Self {
-                var: Var::zeros(shape, dtype, rngs.device())?,
-            });
+            return Ok(Self::of(Var::zeros(shape, dtype, rngs.device())?));
         }
         let value = init.init(key, shape, dtype, rngs.device())?;
         Self::new(&value)
@@ -56,16 +64,26 @@ impl Param {
     pub fn zeros(shape: &[usize], dtype: DType, rngs: &crate::Rngs) -> Result<Self> {
         crate::check_shape("Param", "value", shape, dtype)?;
         if let Some(var) = rngs.construction().placeholder("Param", shape, dtype)? {
-            return Ok(Self { var });
+            return Ok(Self::of(var));
         }
-        Ok(Self {
-            var: Var::zeros(shape, dtype, rngs.device())?,
-        })
+        Ok(Self::of(Var::zeros(shape, dtype, rngs.device())?))
     }
 
-    /// The current value (tracked by autograd).
+    /// The current value: tracked by autograd, or a detached view when frozen.
+    #[inline]
     pub fn value(&self) -> &Tensor {
-        self.var.as_tensor()
+        self.frozen.as_ref().unwrap_or_else(|| self.var.as_tensor())
+    }
+
+    /// True when frozen: no gradient flows into it and it is no trainable variable.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.is_some()
+    }
+
+    /// Freezes (`true`) or unfreezes this parameter; the value is untouched. A model's
+    /// [`Module::freeze`](crate::Module::freeze) does it for every parameter a filter selects.
+    pub fn set_frozen(&mut self, frozen: bool) {
+        self.frozen = frozen.then(|| self.var.as_tensor().detach());
     }
 
     /// The underlying candle variable, as optimizers need it.
@@ -81,8 +99,9 @@ impl Param {
 
 impl Deref for Param {
     type Target = Tensor;
+    #[inline]
     fn deref(&self) -> &Tensor {
-        self.var.as_tensor()
+        self.value()
     }
 }
 
@@ -331,9 +350,6 @@ impl StateRef<'_> {
 
 /// One visited variable with its `.`-joined path.
 pub type NamedState<'a> = (String, StateRef<'a>);
-
-/// The callback a [`Module::visit_state`](crate::Module::visit_state) hands each variable to.
-pub type StateVisitor<'v, 'a> = dyn FnMut(&StatePath, StateRef<'a>) + 'v;
 
 #[cfg(test)]
 mod tests {

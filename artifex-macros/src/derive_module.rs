@@ -1,4 +1,5 @@
-//! `#[derive(Module)]`: visits every non-config field through the `Module` trait.
+//! `#[derive(Module)]`: one walk per form (shared, mutable) over every non-config field,
+//! each named by its field; the struct reports itself when it is a `Regularizer`.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned, ToTokens};
@@ -39,10 +40,8 @@ pub fn expand(input: &DeriveInput) -> TokenStream {
         .type_params()
         .map(|p| p.ident.clone())
         .collect();
-    let mut visits = Vec::new();
-    let mut trains = Vec::new();
-    let mut binds = Vec::new();
-    let mut regs = Vec::new();
+    let mut walks = Vec::new();
+    let mut walks_mut = Vec::new();
     let mut bounds = Vec::new();
 
     // `Fields::members` names every field (`a` or `0`), whatever the struct's kind.
@@ -74,17 +73,18 @@ pub fn expand(input: &DeriveInput) -> TokenStream {
         let ty = &field.ty;
         let span = ty.span();
         let module = quote_spanned!(span=> <#ty as #krate::Module>);
-        visits.push(quote! {
-            __path.push(#name);
-            #module::visit_state(&self.#member, __path, __visitor);
-            __path.pop();
+        let segment = quote!(#krate::walk::Segment::Field(#name));
+        walks.push(quote! {
+            if __v.enter(#segment) {
+                #module::walk(&self.#member, __v);
+                __v.leave();
+            }
         });
-        trains.push(quote! { #module::set_training(&mut self.#member, training); });
-        regs.push(quote! { #module::visit_regularizers(&self.#member, __f); });
-        binds.push(quote! {
-            __path.push(#name);
-            #module::bind_paths(&mut self.#member, __path);
-            __path.pop();
+        walks_mut.push(quote! {
+            if __v.enter(#segment) {
+                #module::walk_mut(&mut self.#member, __v);
+                __v.leave();
+            }
         });
         if mentions_any(ty, &type_params) {
             bounds.push(quote_spanned!(span=> #ty: #krate::Module));
@@ -110,45 +110,50 @@ pub fn expand(input: &DeriveInput) -> TokenStream {
     }
     let where_tokens = where_of(&predicates);
 
-    let is_regularizer = input.attrs.iter().any(|a| a.path().is_ident("regularizer"));
-    let self_reg = if is_regularizer {
-        quote!(__f(self);)
-    } else {
-        quote!()
-    };
+    let self_reg = regularizer_report(&krate, input);
 
     // Not `#[automatically_derived]`: rustc then blames an unmet bound on the derive as a
     // whole; without it, the note points at the field whose type needs the bound.
     quote! {
         impl #impl_generics #krate::Module for #name #ty_generics #where_tokens {
-            fn visit_state<'__artifex>(
-                &'__artifex self,
-                __path: &mut #krate::StatePath,
-                __visitor: &mut #krate::StateVisitor<'_, '__artifex>,
-            ) {
-                let _ = (&__path, &__visitor);
-                #(#visits)*
-            }
-
-            fn set_training(&mut self, training: bool) {
-                let _ = training;
-                #(#trains)*
-            }
-
-            fn bind_paths(&mut self, __path: &mut #krate::StatePath) {
-                let _ = &__path;
-                #(#binds)*
-            }
-
-            fn visit_regularizers<'__artifex>(
-                &'__artifex self,
-                __f: &mut dyn FnMut(&'__artifex dyn #krate::Regularizer),
-            ) {
-                let _ = &__f;
+            fn walk<'__artifex>(&'__artifex self, __v: &mut dyn #krate::walk::Visit<'__artifex>) {
+                let _ = &__v;
                 #self_reg
-                #(#regs)*
+                #(#walks)*
+            }
+
+            fn walk_mut(&mut self, __v: &mut dyn #krate::walk::VisitMut) {
+                let _ = &__v;
+                #(#walks_mut)*
             }
         }
+    }
+}
+
+/// How the walk reports `self` as a `Regularizer`: by autoref specialization (the impl
+/// alone suffices), or, under `#[regularizer]`, as a requirement the compiler checks.
+fn regularizer_report(krate: &TokenStream, input: &DeriveInput) -> TokenStream {
+    match input
+        .attrs
+        .iter()
+        .find(|a| a.path().is_ident("regularizer"))
+    {
+        Some(attr) => {
+            let required =
+                quote_spanned!(attr.path().span()=> #krate::walk::required_regularizer(self));
+            quote!(__v.regularizer(#required);)
+        }
+        None => quote! {
+            {
+                #[allow(unused_imports)]
+                use #krate::walk::{IsRegularizer as _, NotRegularizer as _};
+                if let ::core::option::Option::Some(__r) =
+                    (&#krate::walk::RegularizerProbe(self)).regularizer()
+                {
+                    __v.regularizer(__r);
+                }
+            }
+        },
     }
 }
 
@@ -164,13 +169,8 @@ pub fn stand_in_module(
     quote! {
         #[automatically_derived]
         impl #impl_generics #krate::Module for #name #ty_generics #where_tokens {
-            fn visit_state<'__artifex>(
-                &'__artifex self,
-                _: &mut #krate::StatePath,
-                _: &mut #krate::StateVisitor<'_, '__artifex>,
-            ) {
-            }
-            fn set_training(&mut self, _: bool) {}
+            fn walk<'__artifex>(&'__artifex self, _: &mut dyn #krate::walk::Visit<'__artifex>) {}
+            fn walk_mut(&mut self, _: &mut dyn #krate::walk::VisitMut) {}
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Procedural macros of artifex-rs; use them through `artifex_core` (which re-exports them).
 //!
-//! - `#[derive(Module)]`: the state tree (paths, params, batch stats, rng streams), train/eval
-//!   switching and path binding, for a struct whose non-`#[config]` fields implement `Module`.
+//! - `#[derive(Module)]`: the tree walk (shared and mutable) every operation is built on
+//!   (state paths, train/eval, path binding, regularizers, freezing), for a struct whose
+//!   non-`#[config]` fields implement `Module`.
 //! - `#[module]`: also writes the constructor: a builder with one setter per defaulted config,
 //!   `new(required configs..., rngs)`, params drawn from the `params` stream in field order.
 
@@ -17,6 +18,11 @@ use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput, ItemImpl, ItemStruct};
 
 /// Derives `artifex_core::Module` for a struct (see the `artifex_core` docs).
+///
+/// The generated `walk` / `walk_mut` name each field; a struct whose type implements
+/// `Regularizer` reports itself (the impl alone suffices). `#[regularizer]` on the struct
+/// turns that into a requirement the compiler checks (for generic structs, whose impl may
+/// need bounds the derive does not infer).
 ///
 /// `#[artifex(crate = path)]` names a re-export of `artifex_core` for the generated code;
 /// `#[artifex(bound = "T: Trait")]` replaces the inferred where-clauses (`FieldType: Module`

@@ -3,7 +3,7 @@ use artifex_core::layers::{MultiHeadAttention, RegularizedLinear};
 use artifex_core::losses::{discriminator_loss, generator_loss, GanLoss};
 use artifex_core::prelude::*;
 use artifex_core::train::Metrics;
-use artifex_core::{StatePath, StateVisitor};
+use artifex_core::walk::{Visit, VisitMut};
 
 /// The seed's `CustomGenerator`: `[Linear, BatchNorm]` per width (ReLU after each Linear),
 /// self-attention (sequence length 1) in the middle, a tanh output reshaped to `output_shape`.
@@ -80,24 +80,17 @@ fn generator_layers(din: usize, dims: &[usize], rngs: &mut Rngs) -> Result<Vec<G
 
 /// Transparent: each item's state sits at its own index, as NNX names list items.
 impl Module for GeneratorLayer {
-    fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
+    fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
         match self {
-            GeneratorLayer::Dense(linear) => linear.visit_state(path, visitor),
-            GeneratorLayer::Norm(norm) => norm.visit_state(path, visitor),
+            GeneratorLayer::Dense(linear) => linear.walk(v),
+            GeneratorLayer::Norm(norm) => norm.walk(v),
         }
     }
 
-    fn set_training(&mut self, training: bool) {
+    fn walk_mut(&mut self, v: &mut dyn VisitMut) {
         match self {
-            GeneratorLayer::Dense(linear) => linear.set_training(training),
-            GeneratorLayer::Norm(norm) => norm.set_training(training),
-        }
-    }
-
-    fn bind_paths(&mut self, path: &mut StatePath) {
-        match self {
-            GeneratorLayer::Dense(linear) => linear.bind_paths(path),
-            GeneratorLayer::Norm(norm) => norm.bind_paths(path),
+            GeneratorLayer::Dense(linear) => linear.walk_mut(v),
+            GeneratorLayer::Norm(norm) => norm.walk_mut(v),
         }
     }
 }

@@ -77,8 +77,18 @@ fn entries_and_metadata<M: Module>(
     options: &SaveOptions,
 ) -> Result<(Vec<(String, Tensor)>, Metadata)> {
     let mut entries: Vec<(String, Tensor)> = Vec::new();
-    for (key, var) in module.state() {
+    let state = match &options.filter {
+        Some(filter) => module.state_filtered(filter),
+        None => module.state(),
+    };
+    for (key, var) in state {
         entries.push((key, var.to_tensor()?));
+    }
+    if let (Some(filter), true) = (&options.filter, entries.is_empty()) {
+        return Err(crate::Error::Input {
+            module: std::any::type_name::<M>().into(),
+            message: format!("save: the filter {filter:?} selects no state variable"),
+        });
     }
     let mut metadata = options.extra.clone();
     metadata.insert("format".into(), FORMAT.into());

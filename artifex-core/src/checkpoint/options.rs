@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use candle_core::DType;
 
-use crate::Result;
+use crate::{Filter, Result};
 
 /// Options of a save.
 #[derive(Clone, Debug)]
@@ -20,6 +20,11 @@ pub struct SaveOptions {
     /// the operating system (several times faster for large models on slow disks), but a power
     /// loss or kernel crash soon after may lose the new checkpoint.
     pub durable: bool,
+    /// Save only the variables this filter selects (`None`: the whole state), e.g. the
+    /// fine-tuned head of a model: `SaveOptions::default().only(Filter::path("head"))`.
+    /// Load such a file into the full model with [`LoadOptions::lenient`]; its report lists
+    /// what the file did not hold. A filter that selects nothing makes the save fail.
+    pub filter: Option<Filter>,
 }
 
 impl Default for SaveOptions {
@@ -28,6 +33,7 @@ impl Default for SaveOptions {
             config_json: None,
             extra: HashMap::new(),
             durable: true,
+            filter: None,
         }
     }
 }
@@ -36,6 +42,12 @@ impl SaveOptions {
     /// These options with [`durable`](Self::durable) set to `on`.
     pub fn durable(mut self, on: bool) -> Self {
         self.durable = on;
+        self
+    }
+
+    /// These options saving only what `filter` selects (see [`filter`](Self::filter)).
+    pub fn only(mut self, filter: Filter) -> Self {
+        self.filter = Some(filter);
         self
     }
 

@@ -41,7 +41,6 @@ fn l2_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
 #[check((0.0..=1.0).contains(&dropout_rate), "dropout_rate must be in [0, 1], got {dropout_rate}")]
 #[check(weight_decay >= 0.0, "weight_decay must be non-negative, got {weight_decay}")]
 #[check(sn_epsilon > 0.0, "sn_epsilon must be positive, got {sn_epsilon}")]
-#[regularizer]
 pub struct RegularizedLinear {
     /// `(in_features, out_features)`, lecun_normal.
     #[param(init = lecun_normal, shape = [in_features, out_features])]

@@ -18,6 +18,7 @@ use crate::checkpoint::{LoadOptions, SaveOptions};
 use crate::data::{DataLoader, LoaderState};
 use crate::distributed::{self, Communicator, DistributedError};
 use crate::optim::{clip_grad_norm, global_norm, Optimizer};
+use crate::walk::{Leaf, Visit};
 use crate::{CheckpointError, Mode, Module, Result, StateKind, TrainError};
 
 /// The file of per-step metrics in a run directory.
@@ -495,33 +496,56 @@ fn create_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Copies of every batch statistic and rng counter, to undo a refused step.
-fn snapshot_non_params<M: Module + ?Sized>(model: &M) -> Result<Vec<(String, Tensor)>> {
-    let mut out = Vec::new();
-    let mut failed = None;
-    model.visit_state(&mut crate::StatePath::root(), &mut |path, var| {
-        if var.kind() != StateKind::Param && failed.is_none() {
-            match var.to_tensor().and_then(|t| Ok(t.copy()?)) {
-                Ok(t) => out.push((path.joined(), t)),
-                Err(e) => failed = Some(e),
+/// Copies of every batch statistic and rng counter, in walking order, to undo a refused
+/// step. No path is built (this runs every step): the tree does not change between the
+/// snapshot and its [`restore`].
+fn snapshot_non_params<M: Module + ?Sized>(model: &M) -> Result<Vec<Tensor>> {
+    struct Snapshot {
+        copies: Vec<Tensor>,
+        failed: Option<crate::Error>,
+    }
+    impl<'a> Visit<'a> for Snapshot {
+        fn leaf(&mut self, leaf: Leaf<'a>) {
+            match leaf {
+                Leaf::State(var) if var.kind() != StateKind::Param && self.failed.is_none() => {
+                    match var.to_tensor().and_then(|t| Ok(t.copy()?)) {
+                        Ok(t) => self.copies.push(t),
+                        Err(e) => self.failed = Some(e),
+                    }
+                }
+                _ => {}
             }
         }
-    });
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(out),
     }
+    let mut snapshot = Snapshot {
+        copies: Vec::new(),
+        failed: None,
+    };
+    model.walk(&mut snapshot);
+    snapshot.failed.map_or(Ok(snapshot.copies), Err)
 }
 
-fn restore<M: Module + ?Sized>(model: &M, snapshot: &[(String, Tensor)]) -> Result<()> {
-    let saved: BTreeMap<&str, &Tensor> = snapshot.iter().map(|(p, t)| (p.as_str(), t)).collect();
-    let mut failed = None;
-    model.visit_state(&mut crate::StatePath::root(), &mut |path, var| {
-        if let Some(t) = saved.get(path.joined().as_str()) {
-            if let Err(e) = var.assign(t) {
-                failed.get_or_insert(e);
+/// Assigns back what [`snapshot_non_params`] copied, in the same walking order.
+fn restore<M: Module + ?Sized>(model: &M, snapshot: &[Tensor]) -> Result<()> {
+    struct Restore<'s> {
+        saved: std::slice::Iter<'s, Tensor>,
+        failed: Option<crate::Error>,
+    }
+    impl<'a> Visit<'a> for Restore<'_> {
+        fn leaf(&mut self, leaf: Leaf<'a>) {
+            if let Leaf::State(var) = leaf {
+                if var.kind() != StateKind::Param {
+                    if let Some(Err(e)) = self.saved.next().map(|t| var.assign(t)) {
+                        self.failed.get_or_insert(e);
+                    }
+                }
             }
         }
-    });
-    failed.map_or(Ok(()), Err)
+    }
+    let mut restore = Restore {
+        saved: snapshot.iter(),
+        failed: None,
+    };
+    model.walk(&mut restore);
+    restore.failed.map_or(Ok(()), Err)
 }

@@ -5,20 +5,16 @@ use super::forward::{Build, Forward};
 use super::shape::Shape;
 use super::tensor::Tensor;
 use crate::activation::{self as act, Activation};
-use crate::{Module, Result, Rngs, StatePath, StateVisitor};
+use crate::walk::{Visit, VisitMut};
+use crate::{Module, Result, Rngs};
 
 macro_rules! stateless_module {
     ($ty:ty) => {
         impl Module for $ty {
             #[inline]
-            fn visit_state<'a>(
-                &'a self,
-                _path: &mut StatePath,
-                _visitor: &mut StateVisitor<'_, 'a>,
-            ) {
-            }
+            fn walk<'a>(&'a self, _v: &mut dyn Visit<'a>) {}
             #[inline]
-            fn set_training(&mut self, _training: bool) {}
+            fn walk_mut(&mut self, _v: &mut dyn VisitMut) {}
         }
     };
 }

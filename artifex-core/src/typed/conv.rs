@@ -12,7 +12,8 @@ use super::dim::{Const, Dim, Dyn};
 use super::forward::{Build, Forward};
 use super::shape::{HasLast, Shape};
 use super::tensor::Tensor;
-use crate::{Error, Module, Result, Rngs, StatePath, StateVisitor};
+use crate::walk::{Visit, VisitMut};
+use crate::{Error, Module, Result, Rngs};
 
 /// What a typed convolution asks of the dynamic 2-D convolution it wraps.
 pub trait ConvBackend: Module + Sized {
@@ -225,18 +226,13 @@ impl<const CI: usize, const CO: usize, const K: usize, G: Geometry, B: ConvBacke
     for Conv2d<CI, CO, K, G, B>
 {
     #[inline]
-    fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
-        self.inner.visit_state(path, visitor);
+    fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
+        self.inner.walk(v);
     }
 
     #[inline]
-    fn set_training(&mut self, training: bool) {
-        self.inner.set_training(training);
-    }
-
-    #[inline]
-    fn bind_paths(&mut self, path: &mut StatePath) {
-        self.inner.bind_paths(path);
+    fn walk_mut(&mut self, v: &mut dyn VisitMut) {
+        self.inner.walk_mut(v);
     }
 }
 

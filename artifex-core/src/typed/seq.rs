@@ -4,7 +4,8 @@
 use super::forward::{Build, Forward};
 use super::shape::Shape;
 use super::tensor::Tensor;
-use crate::{Module, Result, Rngs, StatePath, StateVisitor};
+use crate::walk::{Segment, Visit, VisitMut};
+use crate::{Module, Result, Rngs};
 
 /// A tuple of typed layers applied in order (1 to 12 layers), named `0`, `1`, ... in the state
 /// tree as NNX names list items, so `Seq<(Linear<784, 512>, BatchNorm<512>)>` has the paths of
@@ -70,24 +71,12 @@ seq_forward!(L; A 0, B 1 A, C 2 B, D 3 C, E 4 D, F 5 E, G 6 F, H 7 G, I 8 H, J 9
 macro_rules! seq_module {
     ($($L:ident $i:tt),+) => {
         impl<$($L: Module),+> Module for Seq<($($L,)+)> {
-            fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
-                $(
-                    path.push(stringify!($i));
-                    self.layers.$i.visit_state(path, visitor);
-                    path.pop();
-                )+
+            fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
+                $(v.child(Segment::Index($i), &self.layers.$i);)+
             }
 
-            fn set_training(&mut self, training: bool) {
-                $(self.layers.$i.set_training(training);)+
-            }
-
-            fn bind_paths(&mut self, path: &mut StatePath) {
-                $(
-                    path.push(stringify!($i));
-                    self.layers.$i.bind_paths(path);
-                    path.pop();
-                )+
+            fn walk_mut(&mut self, v: &mut dyn VisitMut) {
+                $(v.child(Segment::Index($i), &mut self.layers.$i);)+
             }
         }
 

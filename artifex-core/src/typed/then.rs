@@ -3,7 +3,8 @@
 use super::forward::{Build, Forward};
 use super::shape::Shape;
 use super::tensor::Tensor;
-use crate::{Module, Result, Rngs, StatePath, StateVisitor};
+use crate::walk::{Visit, VisitMut};
+use crate::{Module, Result, Rngs};
 
 /// `layer` then `act`, taking a single index in a [`Seq`](super::Seq): the seed's models
 /// apply an activation after every item of their `[Linear, BatchNorm, ...]` lists, and
@@ -29,19 +30,14 @@ impl<L, A> Then<L, A> {
 }
 
 impl<L: Module, A: Module> Module for Then<L, A> {
-    fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
-        self.layer.visit_state(path, visitor);
-        self.act.visit_state(path, visitor);
+    fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
+        self.layer.walk(v);
+        self.act.walk(v);
     }
 
-    fn set_training(&mut self, training: bool) {
-        self.layer.set_training(training);
-        self.act.set_training(training);
-    }
-
-    fn bind_paths(&mut self, path: &mut StatePath) {
-        self.layer.bind_paths(path);
-        self.act.bind_paths(path);
+    fn walk_mut(&mut self, v: &mut dyn VisitMut) {
+        self.layer.walk_mut(v);
+        self.act.walk_mut(v);
     }
 }
 

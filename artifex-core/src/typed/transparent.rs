@@ -9,22 +9,13 @@ macro_rules! transparent_module {
     ($ty:ident < $(const $c:ident : usize),* >) => {
         impl<$(const $c: usize),*> $crate::Module for $ty<$($c),*> {
             #[inline]
-            fn visit_state<'a>(
-                &'a self,
-                path: &mut $crate::StatePath,
-                visitor: &mut $crate::StateVisitor<'_, 'a>,
-            ) {
-                self.inner.visit_state(path, visitor);
+            fn walk<'a>(&'a self, v: &mut dyn $crate::walk::Visit<'a>) {
+                self.inner.walk(v);
             }
 
             #[inline]
-            fn set_training(&mut self, training: bool) {
-                self.inner.set_training(training);
-            }
-
-            #[inline]
-            fn bind_paths(&mut self, path: &mut $crate::StatePath) {
-                self.inner.bind_paths(path);
+            fn walk_mut(&mut self, v: &mut dyn $crate::walk::VisitMut) {
+                self.inner.walk_mut(v);
             }
         }
     };

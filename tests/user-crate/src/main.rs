@@ -1,8 +1,10 @@
 //! A user-defined layer and model: derive, train one step, save, reload; a generic module
 //! built from its inner layer's config and user layers in a `Vec<BoxedLayer>` with their
-//! forward written once (`#[layer]`).
+//! forward written once (`#[layer]`); fine-tuning with frozen blocks and an optimizer over
+//! a filter.
 
 use artifex_core::candle_nn::{Optimizer, SGD};
+use artifex_core::optim::{Adam, Optimizer as _};
 use artifex_core::prelude::*;
 
 /// A gated linear unit, declared with `#[module]`.
@@ -106,6 +108,16 @@ fn main() -> Result<()> {
     let (before, after) = (before.to_scalar::<f32>()?, after.to_scalar::<f32>()?);
     println!("loss before {before:.5} after {after:.5}");
     assert!(after < before, "one SGD step must lower the loss");
+
+    // Fine-tuning: freeze the GLU blocks, then Adam over the head only (NNX `wrt=`).
+    assert_eq!(model.freeze(&Filter::path("blocks"))?, 4);
+    let blocks_before = model.blocks[0].kernel.to_vec2::<f32>()?;
+    let head_before = model.head.kernel.to_vec2::<f32>()?;
+    let mut adam = Adam::new(model.params_wrt(&Filter::path("head")), 1e-2)?;
+    adam.backward_step(&loss_of(&model)?)?;
+    assert_eq!(model.blocks[0].kernel.to_vec2::<f32>()?, blocks_before, "frozen blocks moved");
+    assert_ne!(model.head.kernel.to_vec2::<f32>()?, head_before, "the head did not train");
+    model.unfreeze(&Filter::path("blocks"))?;
 
     let path = std::env::temp_dir().join(format!("artifex-user-crate-{}.safetensors", std::process::id()));
     model.eval();
