@@ -180,7 +180,7 @@ pub use summary::{Summary, SummaryRow};
 /// Everything a layer author needs: `use artifex_core::prelude::*;`.
 pub mod prelude {
     pub use crate::activation::{self, Activation};
-    pub use crate::checkpoint::{LoadOptions, LoadReport, SaveOptions};
+    pub use crate::checkpoint::{Checkpointable, LoadOptions, LoadReport, SaveOptions};
     pub use crate::init::{self, Init};
     pub use crate::layers::{
         causal_mask, BatchNorm, Conv, ConvTranspose, Dropout, Embed, GroupNorm, LayerNorm, Linear,

@@ -1,13 +1,15 @@
 //! The [`Module`] trait: a named state tree, train/eval switching and everything built on them.
-
-use std::path::Path;
+//!
+//! Checkpoints are built on this layer, not in it: their methods (`save_safetensors`, ...)
+//! come from [`Checkpointable`](crate::checkpoint::Checkpointable), implemented for every
+//! module.
 
 use candle_core::{Tensor, Var};
 
-use crate::checkpoint::{self, LoadOptions, LoadReport, SaveOptions};
 use crate::summary::Summary;
 use crate::{
-    Mode, ModulePath, NamedState, Param, Result, StateKind, StatePath, StateRef, StateVisitor,
+    Mode, ModulePath, NamedState, Param, Result, RngStream, Rngs, StateKind, StatePath, StateRef,
+    StateVisitor,
 };
 
 /// A node of the state tree. Derive it with `#[derive(Module)]` (or get it from `#[module]`);
@@ -130,62 +132,7 @@ pub trait Module {
     where
         Self: Sized,
     {
-        Summary::of(self)
-    }
-
-    /// Saves the whole state (params, batch stats, rng counters) atomically to a safetensors file.
-    fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<()>
-    where
-        Self: Sized,
-    {
-        checkpoint::save(self, path.as_ref(), &SaveOptions::default())
-    }
-
-    /// Saves with options (a config JSON to embed, ...).
-    fn save_safetensors_with(&self, path: impl AsRef<Path>, options: &SaveOptions) -> Result<()>
-    where
-        Self: Sized,
-    {
-        checkpoint::save(self, path.as_ref(), options)
-    }
-
-    /// Loads a checkpoint strictly: every problem is reported at once and nothing is changed
-    /// unless the file matches the model exactly.
-    fn load_safetensors(&mut self, path: impl AsRef<Path>) -> Result<LoadReport>
-    where
-        Self: Sized,
-    {
-        self.load_safetensors_with(path, &LoadOptions::strict())
-    }
-
-    /// Loads with options; in non-strict mode loads what matches and returns the report, whose
-    /// first line says `PARTIAL LOAD` when anything was left out (a lenient load that matches
-    /// no entry at all fails with [`CheckpointError::NothingLoaded`](crate::CheckpointError::NothingLoaded)).
-    fn load_safetensors_with(
-        &mut self,
-        path: impl AsRef<Path>,
-        options: &LoadOptions,
-    ) -> Result<LoadReport>
-    where
-        Self: Sized,
-    {
-        self.bind_paths(&mut StatePath::root());
-        checkpoint::load(self, path.as_ref(), options)
-    }
-
-    /// Loads tensors by key (e.g. from a [`checkpoint::Adapter`]) with the same checks, options
-    /// and report as [`load_safetensors_with`](Module::load_safetensors_with).
-    fn load_tensors<'t, K>(
-        &mut self,
-        tensors: impl IntoIterator<Item = (&'t K, &'t candle_core::Tensor)>,
-        options: &LoadOptions,
-    ) -> Result<LoadReport>
-    where
-        Self: Sized,
-        K: AsRef<str> + ?Sized + 't,
-    {
-        self.bind_paths(&mut StatePath::root());
-        checkpoint::load_map(self, tensors, options)
+        Summary::of_state(self.state())
     }
 }
 
@@ -249,4 +196,29 @@ impl Module for ModulePath {
     fn bind_paths(&mut self, path: &mut StatePath) {
         self.set(path.parent_joined());
     }
+}
+
+impl Module for RngStream {
+    fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
+        path.push("count");
+        visitor(path, StateRef::RngCount(self));
+        path.pop();
+        path.push("key");
+        visitor(path, StateRef::RngKey(self));
+        path.pop();
+    }
+
+    fn set_training(&mut self, _training: bool) {}
+}
+
+impl Module for Rngs {
+    fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut StateVisitor<'_, 'a>) {
+        for (name, stream) in &self.streams {
+            path.push(name.as_str());
+            stream.visit_state(path, visitor);
+            path.pop();
+        }
+    }
+
+    fn set_training(&mut self, _training: bool) {}
 }

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::construction::Construction;
-use crate::{Error, Module, Result, StatePath, StateRef};
+use crate::{Error, Result};
 
 /// Number of `u32` words in a serialized [`RngKey`].
 pub const KEY_WORDS: usize = 8;
@@ -238,7 +238,8 @@ impl RngStream {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Rngs {
-    streams: BTreeMap<String, RngStream>,
+    /// The streams by name (walked by its `Module` impl in `module.rs`).
+    pub(crate) streams: BTreeMap<String, RngStream>,
     device: Device,
     /// How constructors create variables with these rngs (drawn, zeroed or shape-only).
     construction: Construction,
@@ -341,32 +342,7 @@ impl Rngs {
     /// A new stream forked from stream `name` (falling back to `default`), for modules that
     /// draw at call time (Dropout, sampling layers).
     pub fn fork(&mut self, name: &str) -> Result<RngStream> {
-        self.construction.count_stream()?;
+        self.construction.count_stream(KEY_WORDS * 4 + 8)?;
         Ok(self.stream(name)?.fork())
     }
-}
-
-impl Module for RngStream {
-    fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut crate::StateVisitor<'_, 'a>) {
-        path.push("count");
-        visitor(path, StateRef::RngCount(self));
-        path.pop();
-        path.push("key");
-        visitor(path, StateRef::RngKey(self));
-        path.pop();
-    }
-
-    fn set_training(&mut self, _training: bool) {}
-}
-
-impl Module for Rngs {
-    fn visit_state<'a>(&'a self, path: &mut StatePath, visitor: &mut crate::StateVisitor<'_, 'a>) {
-        for (name, stream) in &self.streams {
-            path.push(name.as_str());
-            stream.visit_state(path, visitor);
-            path.pop();
-        }
-    }
-
-    fn set_training(&mut self, _training: bool) {}
 }

@@ -8,12 +8,12 @@
 #[cfg(feature = "torch")]
 mod adapter;
 mod atomic;
+mod checkpointable;
 mod copy;
 mod file;
 mod load;
 mod options;
 mod plan;
-mod report;
 mod writer;
 
 use std::collections::HashMap;
@@ -22,15 +22,16 @@ use std::path::Path;
 
 use candle_core::Tensor;
 
+pub use crate::error::{LoadReport, Mismatch, Problems, Unexpected};
 #[cfg(feature = "torch")]
 pub use adapter::{Adapted, AdaptedEntry, Adapter, Layout};
 pub(crate) use atomic::is_temp_of;
 pub use atomic::{write_atomically, write_atomically_with};
+pub use checkpointable::Checkpointable;
 pub use file::CheckpointFile;
 pub use load::{load_bytes, load_map};
 pub use options::{DtypePolicy, LoadOptions, SaveOptions};
 pub use plan::{compare, guess_kind, model_specs, EntrySpec};
-pub use report::{LoadReport, Mismatch, Problems, Unexpected};
 /// The dtype names of safetensors files (`F32`, `BF16`, `I64`, ...), as [`EntrySpec`] uses them.
 pub use safetensors::Dtype;
 
@@ -41,9 +42,10 @@ pub const FORMAT: &str = "artifex";
 /// The checkpoint layout version.
 pub const FORMAT_VERSION: &str = "1";
 
-/// Writes the state of `module` to `path` (see [`Module::save_safetensors`]): streamed into a
-/// temp file beside `path`, fsynced (unless [`SaveOptions::durable`] is off) and renamed over
-/// it, so a crash at any point leaves either the old file or the complete new one.
+/// Writes the state of `module` to `path` (see [`Checkpointable::save_safetensors`]):
+/// streamed into a temp file beside `path`, fsynced (unless [`SaveOptions::durable`] is off)
+/// and renamed over it, so a crash at any point leaves either the old file or the complete
+/// new one.
 pub fn save<M: Module>(module: &M, path: &Path, options: &SaveOptions) -> Result<()> {
     let (entries, metadata) = entries_and_metadata(module, options)?;
     let durable = options.durable;
@@ -108,7 +110,7 @@ pub(crate) fn write_file(
     Ok(())
 }
 
-/// Loads `path` into `module` (see [`Module::load_safetensors_with`]).
+/// Loads `path` into `module` (see [`Checkpointable::load_safetensors_with`]).
 pub fn load<M: Module>(module: &M, path: &Path, options: &LoadOptions) -> Result<LoadReport> {
     CheckpointFile::open(path)?.load_into(module, options)
 }
