@@ -3,7 +3,8 @@
 //! Keys are the `.`-joined state paths (`encoder.0.kernel`, `encoder.1.mean`,
 //! `dropout.rngs.count`), so a Flax NNX state flattened the same way loads with no renaming.
 //! The header's `__metadata__` carries `format`, `format_version`, `crate_version`,
-//! `type_name` and, when given, `config` (JSON).
+//! `type_name`, `kinds` (the kind of every non-param entry, from the model's state tree; see
+//! [`KINDS_KEY`]) and, when given, `config` (JSON).
 
 #[cfg(feature = "torch")]
 mod adapter;
@@ -11,6 +12,7 @@ mod atomic;
 mod checkpointable;
 mod copy;
 mod file;
+mod kinds;
 mod load;
 mod options;
 mod plan;
@@ -29,9 +31,10 @@ pub(crate) use atomic::is_temp_of;
 pub use atomic::{write_atomically, write_atomically_with};
 pub use checkpointable::Checkpointable;
 pub use file::CheckpointFile;
+pub use kinds::{guess_kind, KindSource, KINDS_KEY};
 pub use load::{load_bytes, load_map};
 pub use options::{DtypePolicy, LoadOptions, SaveOptions};
-pub use plan::{compare, guess_kind, model_specs, EntrySpec};
+pub use plan::{compare, model_specs, EntrySpec};
 /// The dtype names of safetensors files (`F32`, `BF16`, `I64`, ...), as [`EntrySpec`] uses them.
 pub use safetensors::Dtype;
 
@@ -78,11 +81,14 @@ fn entries_and_metadata<M: Module>(
     module: &M,
     options: &SaveOptions,
 ) -> Result<(Vec<(String, Tensor)>, Metadata)> {
-    let mut entries: Vec<(String, Tensor)> = Vec::new();
-    for (key, var) in module.state() {
+    let state = module.state();
+    let kinds = kinds::encode(state.iter().map(|(key, var)| (key.as_str(), var.kind())));
+    let mut entries: Vec<(String, Tensor)> = Vec::with_capacity(state.len());
+    for (key, var) in state {
         entries.push((key, var.to_tensor()?));
     }
     let mut metadata = options.extra.clone();
+    metadata.insert(KINDS_KEY.into(), kinds);
     metadata.insert("format".into(), FORMAT.into());
     metadata.insert("format_version".into(), FORMAT_VERSION.into());
     metadata.insert("crate_version".into(), env!("CARGO_PKG_VERSION").into());
