@@ -90,22 +90,6 @@ pub(crate) fn file_entry(
     }
 }
 
-/// Gives every entry of `file` that a model entry matches (under `prefix`) the model's kind:
-/// where a model is at hand, it decides what an entry is. Unmatched entries keep their kind.
-pub(crate) fn take_model_kinds(model: &[EntrySpec], file: &mut [EntrySpec], prefix: &str) {
-    let by_path: BTreeMap<&str, StateKind> =
-        model.iter().map(|e| (e.path.as_str(), e.kind)).collect();
-    for entry in file {
-        let kind = entry
-            .path
-            .strip_prefix(prefix)
-            .and_then(|key| by_path.get(key));
-        if let Some(kind) = kind {
-            entry.kind = *kind;
-        }
-    }
-}
-
 /// The kind a file entry most likely has, from its path and dtype alone: the fallback for
 /// files that record no kinds, and only a guess (a param named `mean` is taken for a batch
 /// stat, an rng stream under a field not named `rngs` for params). Rng state is a `U32`

@@ -7,7 +7,7 @@ use safetensors::tensor::TensorView;
 
 pub(crate) use super::copy::Values;
 use super::file::parse_bytes;
-use super::kinds::{decode, file_entry, take_model_kinds};
+use super::kinds::{decode, file_entry};
 use super::plan::{model_specs, plan};
 use super::{EntrySpec, LoadOptions, LoadReport, KINDS_KEY};
 use crate::{CheckpointError, Module, Result};
@@ -30,14 +30,14 @@ impl<'a> Values<'a> {
 pub(crate) fn load_entries<'v, M: Module>(
     module: &M,
     name: &str,
-    mut file: Vec<EntrySpec>,
+    file: Vec<EntrySpec>,
     options: &LoadOptions,
     values: impl Fn(usize) -> Result<Values<'v>>,
     mut release: impl FnMut(&[u8]),
 ) -> Result<LoadReport> {
     let state = module.state();
     let model = model_specs(module);
-    take_model_kinds(&model, &mut file, options.prefix.as_deref().unwrap_or(""));
+    // The model's entries carry the kinds; the plan reads no file entry's kind.
     let file = &file[..];
     let plan = plan(&model, file, options);
     if options.strict && !plan.report.is_clean() {

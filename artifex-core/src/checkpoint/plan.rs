@@ -15,9 +15,9 @@ use crate::{Module, StateKind};
 pub struct EntrySpec {
     /// `.`-joined path (model) or key (file).
     pub path: String,
-    /// The variable kind: a model's own; for a file entry, the model's when loading into one,
-    /// else the kind the file recorded at save time, else [`guess_kind`]'s guess (see
-    /// [`KindSource`](super::KindSource)).
+    /// The variable kind: a model's own; for a file entry, the kind the file recorded at save
+    /// time, else [`guess_kind`]'s guess (see [`KindSource`](super::KindSource)). A load, and
+    /// [`compare`], read only the model entries' kinds.
     pub kind: StateKind,
     /// Shape.
     pub shape: Vec<usize>,
@@ -287,6 +287,37 @@ mod tests {
 
     fn spec(path: &str, shape: &[usize], dtype: Dtype) -> EntrySpec {
         EntrySpec::from_file(path, shape.to_vec(), dtype)
+    }
+
+    fn model_spec(path: &str, kind: StateKind) -> EntrySpec {
+        EntrySpec {
+            path: path.into(),
+            kind,
+            shape: vec![2],
+            dtype: Dtype::F32,
+        }
+    }
+
+    #[test]
+    fn the_model_entries_kinds_decide_not_the_files() {
+        // The file says `mean` is a batch stat and `noise.key` a param (guesses from names);
+        // the model says otherwise, and only the model counts.
+        let model = [
+            model_spec("mean", StateKind::Param),
+            model_spec("noise.key", StateKind::RngKey),
+        ];
+        let file = [spec("mean", &[2], Dtype::F32)];
+        assert_eq!(file[0].kind, StateKind::BatchStat);
+        let options = LoadOptions::strict().with_optional_rng_state();
+        let report = compare(&model, &file, &options);
+        assert!(report.is_clean(), "{report}");
+        assert_eq!(report.loaded, ["mean"]);
+        // A model that says `noise.key` is a param does miss it.
+        let model = [
+            model_spec("mean", StateKind::Param),
+            model_spec("noise.key", StateKind::Param),
+        ];
+        assert_eq!(compare(&model, &file, &options).missing, ["noise.key"]);
     }
 
     #[test]
