@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use artifex_core::checkpoint::{compare, CheckpointFile, EntrySpec, LoadOptions, LoadReport};
+use artifex_core::checkpoint::{
+    compare, CheckpointFile, EntrySpec, KindSource, LoadOptions, LoadReport,
+};
 use artifex_core::{Result, StateKind};
 
 use crate::tree::{natural_cmp, print_rows, Row};
@@ -21,6 +23,8 @@ pub struct Inspection {
     pub metadata: BTreeMap<String, String>,
     /// Every entry, in natural path order.
     pub entries: Vec<EntrySpec>,
+    /// Whether the entries' kinds were recorded at save time or are guessed from their names.
+    pub kinds: KindSource,
 }
 
 /// Reads the header of `path` (no tensor data is read).
@@ -33,6 +37,7 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
         file_bytes: file.len(),
         metadata: file.metadata()?.into_iter().collect(),
         entries,
+        kinds: file.kind_source()?,
     })
 }
 
@@ -87,7 +92,13 @@ pub fn print_inspection(i: &Inspection, out: &mut impl Write) -> std::io::Result
             writeln!(out, "  {k}: {}", shorten(v, 100))?;
         }
     }
-    writeln!(out, "entries:")?;
+    match i.kinds {
+        KindSource::Recorded => writeln!(out, "entries:")?,
+        KindSource::Guessed => writeln!(
+            out,
+            "entries (the file records no kinds: each is guessed from its name):"
+        )?,
+    }
     let rows: Vec<Row<'_>> = i
         .entries
         .iter()

@@ -75,6 +75,10 @@ fn inspect_prints_metadata_tree_kinds_and_totals() {
     ] {
         assert!(out.contains(want), "missing {want:?} in\n{out}");
     }
+    assert!(
+        out.contains("\nentries:\n"),
+        "kinds recorded at save: {out}"
+    );
 }
 
 #[test]
@@ -82,6 +86,10 @@ fn inspect_reads_files_written_by_other_tools() {
     let (code, out, _) = run(&["inspect", &fixture("torch_mlp.safetensors")]);
     assert_eq!(code, 0);
     assert!(out.contains("  format: pt"), "{out}");
+    assert!(
+        out.contains("entries (the file records no kinds: each is guessed from its name):"),
+        "{out}"
+    );
     assert!(out.contains("running_mean"), "{out}");
     // Natural order: net.0 < net.1 < net.4; the conv weight is OIHW as torch writes it.
     let (a, b, c) = (

@@ -241,6 +241,6 @@ impl Activation {
 
 impl candle_nn::Module for Activation {
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        self.apply(xs).map_err(crate::layers::to_candle)
+        self.apply(xs).map_err(crate::error::to_candle)
     }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::checkpoint::{self, CheckpointFile, LoadOptions, SaveOptions};
+use crate::checkpoint::{self, CheckpointFile, Checkpointable, LoadOptions, SaveOptions};
 use crate::construction::Construction;
 use crate::{AbstractState, CheckpointError, Limits, Module, Result, Rngs, StatePath};
 

@@ -207,10 +207,10 @@ impl Construction {
         Ok(Some(var))
     }
 
-    /// Counts a forked rng stream (a key of 8 `u32` and an `i64` counter) in shape-only mode.
-    pub(crate) fn count_stream(&self) -> Result<()> {
+    /// Counts a forked rng stream of `bytes` (a key of 8 `u32` and an `i64` counter) in
+    /// shape-only mode.
+    pub(crate) fn count_stream(&self, bytes: usize) -> Result<()> {
         if let Construction::ShapeOnly(recorder) = self {
-            let bytes = crate::rng::KEY_WORDS * 4 + 8;
             let mut rec = recorder.lock().unwrap_or_else(|e| e.into_inner());
             rec.count(2, bytes, &|| "an rng stream".to_string())?;
         }

@@ -35,5 +35,5 @@ pub fn boxed<L: Layer + 'static>(layer: L) -> BoxedLayer {
 /// An artifex error as a candle error (candle errors unwrapped), for candle's `Module` /
 /// `ModuleT` impls that `#[layer]` writes.
 pub fn into_candle_error(e: crate::Error) -> candle_core::Error {
-    crate::layers::to_candle(e)
+    crate::error::to_candle(e)
 }

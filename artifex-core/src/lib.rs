@@ -155,8 +155,6 @@ mod state;
 mod summary;
 pub mod train;
 pub mod typed;
-pub mod walk;
-mod walkers;
 
 pub use artifex_macros::{layer, module, Module};
 pub use candle_core;
@@ -175,6 +173,7 @@ pub use filter::Filter;
 pub use generative::{GenerativeModel, ModelOutput};
 pub use init::{Init, Initializer};
 pub use layer::{boxed, into_candle_error, BoxedLayer, Layer};
+pub use module::walk;
 pub use module::{AutoField, Module, Regularizer};
 pub use path::{ModulePath, StatePath};
 pub use rng::{RngKey, RngStream, Rngs, KEY_WORDS};
@@ -184,7 +183,7 @@ pub use summary::{Summary, SummaryRow};
 /// Everything a layer author needs: `use artifex_core::prelude::*;`.
 pub mod prelude {
     pub use crate::activation::{self, Activation};
-    pub use crate::checkpoint::{LoadOptions, LoadReport, SaveOptions};
+    pub use crate::checkpoint::{Checkpointable, LoadOptions, LoadReport, SaveOptions};
     pub use crate::init::{self, Init};
     pub use crate::layers::{
         causal_mask, BatchNorm, Conv, ConvTranspose, Dropout, Embed, GroupNorm, LayerNorm, Linear,

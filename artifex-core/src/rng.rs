@@ -14,8 +14,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::construction::Construction;
-use crate::walk::{Leaf, LeafMut, Segment, Visit, VisitMut};
-use crate::{Error, Module, Result, StateRef};
+use crate::{Error, Result};
 
 /// Number of `u32` words in a serialized [`RngKey`].
 pub const KEY_WORDS: usize = 8;
@@ -239,7 +238,8 @@ impl RngStream {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Rngs {
-    streams: BTreeMap<String, RngStream>,
+    /// The streams by name (walked by its `Module` impl in `module.rs`).
+    pub(crate) streams: BTreeMap<String, RngStream>,
     device: Device,
     /// How constructors create variables with these rngs (drawn, zeroed or shape-only).
     construction: Construction,
@@ -342,39 +342,7 @@ impl Rngs {
     /// A new stream forked from stream `name` (falling back to `default`), for modules that
     /// draw at call time (Dropout, sampling layers).
     pub fn fork(&mut self, name: &str) -> Result<RngStream> {
-        self.construction.count_stream()?;
+        self.construction.count_stream(KEY_WORDS * 4 + 8)?;
         Ok(self.stream(name)?.fork())
-    }
-}
-
-impl Module for RngStream {
-    /// Two state entries, `count` then `key`; a mutable walk meets the stream itself.
-    fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
-        if v.enter(Segment::Field("count")) {
-            v.leaf(Leaf::State(StateRef::RngCount(self)));
-            v.leave();
-        }
-        if v.enter(Segment::Field("key")) {
-            v.leaf(Leaf::State(StateRef::RngKey(self)));
-            v.leave();
-        }
-    }
-
-    fn walk_mut(&mut self, v: &mut dyn VisitMut) {
-        v.leaf(LeafMut::Rng(self));
-    }
-}
-
-impl Module for Rngs {
-    fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
-        for (name, stream) in &self.streams {
-            v.child(Segment::Key(name), stream);
-        }
-    }
-
-    fn walk_mut(&mut self, v: &mut dyn VisitMut) {
-        for (name, stream) in self.streams.iter_mut() {
-            v.child(Segment::Key(name), stream);
-        }
     }
 }

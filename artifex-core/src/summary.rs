@@ -4,7 +4,7 @@ use std::fmt;
 
 use candle_core::DType;
 
-use crate::{Module, StateKind};
+use crate::{NamedState, StateKind};
 
 /// One variable of a [`Summary`].
 #[derive(Clone, Debug, PartialEq)]
@@ -29,10 +29,10 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Summarizes `module`.
-    pub fn of<M: Module>(module: &M) -> Self {
-        let rows = module
-            .state()
+    /// Summarizes a state tree as [`Module::state`](crate::Module::state) lists it
+    /// (`Summary::of_state(model.state())`, what `model.summary()` does).
+    pub fn of_state(state: Vec<NamedState<'_>>) -> Self {
+        let rows = state
             .into_iter()
             .map(|(path, var)| {
                 let shape = var.dims();

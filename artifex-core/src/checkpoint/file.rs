@@ -5,8 +5,9 @@ use std::path::Path;
 
 use safetensors::SafeTensors;
 
+use super::kinds::{self, file_entry, Recorded};
 use super::load::{load_entries, Values};
-use super::{EntrySpec, LoadOptions, LoadReport};
+use super::{EntrySpec, KindSource, LoadOptions, LoadReport, KINDS_KEY};
 use crate::{CheckpointError, Module, Result};
 
 /// A checkpoint file mapped into memory and parsed.
@@ -59,15 +60,41 @@ impl CheckpointFile {
         Ok(meta.metadata().clone().unwrap_or_default())
     }
 
-    /// Every entry's path, guessed kind, shape and dtype, sorted by path.
+    /// Every entry's path, kind, shape and dtype, sorted by path. The kinds are those the
+    /// file recorded when it was saved from a model; a file that records none (see
+    /// [`kind_source`](Self::kind_source)) gets [`guess_kind`](super::guess_kind)'s guesses.
     pub fn specs(&self) -> Result<Vec<EntrySpec>> {
-        let mut specs: Vec<EntrySpec> = self
-            .parse()?
-            .iter()
-            .map(|(name, view)| EntrySpec::from_file(name, view.shape().to_vec(), view.dtype()))
-            .collect();
+        let mut specs = self.entries(&self.parse()?)?;
         specs.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(specs)
+    }
+
+    /// Whether the kinds of [`specs`](Self::specs) were recorded from the model at save time
+    /// or are guessed from the keys' names.
+    pub fn kind_source(&self) -> Result<KindSource> {
+        Ok(match self.recorded_kinds()? {
+            Some(_) => KindSource::Recorded,
+            None => KindSource::Guessed,
+        })
+    }
+
+    /// The kinds the file recorded (`None` when it records none, or none readable).
+    fn recorded_kinds(&self) -> Result<Option<Recorded>> {
+        Ok(self
+            .metadata()?
+            .get(KINDS_KEY)
+            .and_then(|v| kinds::decode(v)))
+    }
+
+    /// The entries of the parsed file, in the file's order.
+    fn entries(&self, tensors: &SafeTensors<'_>) -> Result<Vec<EntrySpec>> {
+        let recorded = self.recorded_kinds()?;
+        Ok(tensors
+            .iter()
+            .map(|(name, view)| {
+                file_entry(name, view.shape().to_vec(), view.dtype(), recorded.as_ref())
+            })
+            .collect())
     }
 
     /// Loads this file into `module` (see [`load`](super::load)). Each entry is copied from the
@@ -76,15 +103,12 @@ impl CheckpointFile {
     pub fn load_into<M: Module>(&self, module: &M, options: &LoadOptions) -> Result<LoadReport> {
         let tensors = self.parse()?;
         let views: Vec<_> = tensors.iter().collect();
-        let specs: Vec<EntrySpec> = views
-            .iter()
-            .map(|(name, view)| EntrySpec::from_file(*name, view.shape().to_vec(), view.dtype()))
-            .collect();
+        let specs = self.entries(&tensors)?;
         let base = self.mmap.as_ptr() as usize;
         load_entries(
             module,
             &self.path,
-            &specs,
+            specs,
             options,
             |i| Values::from_view(&views[i].1),
             |bytes: &[u8]| self.release(bytes.as_ptr() as usize - base, bytes.len()),

@@ -7,8 +7,9 @@ use safetensors::tensor::TensorView;
 
 pub(crate) use super::copy::Values;
 use super::file::parse_bytes;
+use super::kinds::{decode, file_entry};
 use super::plan::{model_specs, plan};
-use super::{EntrySpec, LoadOptions, LoadReport};
+use super::{EntrySpec, LoadOptions, LoadReport, KINDS_KEY};
 use crate::{CheckpointError, Module, Result};
 
 impl<'a> Values<'a> {
@@ -29,13 +30,15 @@ impl<'a> Values<'a> {
 pub(crate) fn load_entries<'v, M: Module>(
     module: &M,
     name: &str,
-    file: &[EntrySpec],
+    file: Vec<EntrySpec>,
     options: &LoadOptions,
     values: impl Fn(usize) -> Result<Values<'v>>,
     mut release: impl FnMut(&[u8]),
 ) -> Result<LoadReport> {
     let state = module.state();
     let model = model_specs(module);
+    // The model's entries carry the kinds; the plan reads no file entry's kind.
+    let file = &file[..];
     let plan = plan(&model, file, options);
     if options.strict && !plan.report.is_clean() {
         return Err(CheckpointError::Incompatible {
@@ -110,15 +113,25 @@ pub fn load_bytes<M: Module>(
 ) -> Result<LoadReport> {
     const NAME: &str = "<bytes>";
     let tensors = parse_bytes(NAME, bytes)?;
+    let recorded = safetensors::SafeTensors::read_metadata(bytes)
+        .ok()
+        .and_then(|(_, meta)| {
+            meta.metadata()
+                .as_ref()?
+                .get(KINDS_KEY)
+                .and_then(|v| decode(v))
+        });
     let views: Vec<_> = tensors.iter().collect();
     let specs: Vec<EntrySpec> = views
         .iter()
-        .map(|(name, view)| EntrySpec::from_file(*name, view.shape().to_vec(), view.dtype()))
+        .map(|(name, view)| {
+            file_entry(name, view.shape().to_vec(), view.dtype(), recorded.as_ref())
+        })
         .collect();
     load_entries(
         module,
         NAME,
-        &specs,
+        specs,
         options,
         |i| Values::from_view(&views[i].1),
         |_| {},
@@ -141,12 +154,12 @@ where
     let entries: Vec<(&str, &Tensor)> = sorted.into_iter().collect();
     let specs: Vec<EntrySpec> = entries
         .iter()
-        .map(|(k, t)| EntrySpec::from_file(*k, t.dims().to_vec(), t.dtype().into()))
+        .map(|(k, t)| file_entry(k, t.dims().to_vec(), t.dtype().into(), None))
         .collect();
     load_entries(
         module,
         "<tensor map>",
-        &specs,
+        specs,
         options,
         |i| Ok(Values::Tensor(entries[i].1)),
         |_: &[u8]| {},

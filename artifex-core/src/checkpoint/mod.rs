@@ -3,17 +3,19 @@
 //! Keys are the `.`-joined state paths (`encoder.0.kernel`, `encoder.1.mean`,
 //! `dropout.rngs.count`), so a Flax NNX state flattened the same way loads with no renaming.
 //! The header's `__metadata__` carries `format`, `format_version`, `crate_version`,
-//! `type_name` and, when given, `config` (JSON).
+//! `type_name`, `kinds` (the kind of every non-param entry, from the model's state tree; see
+//! [`KINDS_KEY`]) and, when given, `config` (JSON).
 
 #[cfg(feature = "torch")]
 mod adapter;
 mod atomic;
+mod checkpointable;
 mod copy;
 mod file;
+mod kinds;
 mod load;
 mod options;
 mod plan;
-mod report;
 mod writer;
 
 use std::collections::HashMap;
@@ -22,15 +24,17 @@ use std::path::Path;
 
 use candle_core::Tensor;
 
+pub use crate::error::{LoadReport, Mismatch, Problems, Unexpected};
 #[cfg(feature = "torch")]
 pub use adapter::{Adapted, AdaptedEntry, Adapter, Layout};
 pub(crate) use atomic::is_temp_of;
 pub use atomic::{write_atomically, write_atomically_with};
+pub use checkpointable::Checkpointable;
 pub use file::CheckpointFile;
+pub use kinds::{guess_kind, KindSource, KINDS_KEY};
 pub use load::{load_bytes, load_map};
 pub use options::{DtypePolicy, LoadOptions, SaveOptions};
-pub use plan::{compare, guess_kind, model_specs, EntrySpec};
-pub use report::{LoadReport, Mismatch, Problems, Unexpected};
+pub use plan::{compare, model_specs, EntrySpec};
 /// The dtype names of safetensors files (`F32`, `BF16`, `I64`, ...), as [`EntrySpec`] uses them.
 pub use safetensors::Dtype;
 
@@ -41,9 +45,10 @@ pub const FORMAT: &str = "artifex";
 /// The checkpoint layout version.
 pub const FORMAT_VERSION: &str = "1";
 
-/// Writes the state of `module` to `path` (see [`Module::save_safetensors`]): streamed into a
-/// temp file beside `path`, fsynced (unless [`SaveOptions::durable`] is off) and renamed over
-/// it, so a crash at any point leaves either the old file or the complete new one.
+/// Writes the state of `module` to `path` (see [`Checkpointable::save_safetensors`]):
+/// streamed into a temp file beside `path`, fsynced (unless [`SaveOptions::durable`] is off)
+/// and renamed over it, so a crash at any point leaves either the old file or the complete
+/// new one.
 pub fn save<M: Module>(module: &M, path: &Path, options: &SaveOptions) -> Result<()> {
     let (entries, metadata) = entries_and_metadata(module, options)?;
     let durable = options.durable;
@@ -76,11 +81,12 @@ fn entries_and_metadata<M: Module>(
     module: &M,
     options: &SaveOptions,
 ) -> Result<(Vec<(String, Tensor)>, Metadata)> {
-    let mut entries: Vec<(String, Tensor)> = Vec::new();
     let state = match &options.filter {
         Some(filter) => module.state_filtered(filter),
         None => module.state(),
     };
+    let kinds = kinds::encode(state.iter().map(|(key, var)| (key.as_str(), var.kind())));
+    let mut entries: Vec<(String, Tensor)> = Vec::with_capacity(state.len());
     for (key, var) in state {
         entries.push((key, var.to_tensor()?));
     }
@@ -91,6 +97,7 @@ fn entries_and_metadata<M: Module>(
         });
     }
     let mut metadata = options.extra.clone();
+    metadata.insert(KINDS_KEY.into(), kinds);
     metadata.insert("format".into(), FORMAT.into());
     metadata.insert("format_version".into(), FORMAT_VERSION.into());
     metadata.insert("crate_version".into(), env!("CARGO_PKG_VERSION").into());
@@ -118,7 +125,7 @@ pub(crate) fn write_file(
     Ok(())
 }
 
-/// Loads `path` into `module` (see [`Module::load_safetensors_with`]).
+/// Loads `path` into `module` (see [`Checkpointable::load_safetensors_with`]).
 pub fn load<M: Module>(module: &M, path: &Path, options: &LoadOptions) -> Result<LoadReport> {
     CheckpointFile::open(path)?.load_into(module, options)
 }

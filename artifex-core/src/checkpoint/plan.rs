@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use candle_core::DType;
 use safetensors::Dtype;
 
+use super::kinds::guess_kind;
 use super::{LoadOptions, LoadReport, Mismatch, Unexpected};
 use crate::{Module, StateKind};
 
@@ -14,7 +15,9 @@ use crate::{Module, StateKind};
 pub struct EntrySpec {
     /// `.`-joined path (model) or key (file).
     pub path: String,
-    /// The variable kind; for a file entry, guessed with [`guess_kind`].
+    /// The variable kind: a model's own; for a file entry, the kind the file recorded at save
+    /// time, else [`guess_kind`]'s guess (see [`KindSource`](super::KindSource)). A load, and
+    /// [`compare`], read only the model entries' kinds.
     pub kind: StateKind,
     /// Shape.
     pub shape: Vec<usize>,
@@ -23,7 +26,9 @@ pub struct EntrySpec {
 }
 
 impl EntrySpec {
-    /// A file entry; the kind is guessed from the path and dtype.
+    /// An entry of a file that records no kinds: the kind is only [`guess_kind`]'s guess from
+    /// the path and dtype. [`CheckpointFile::specs`](super::CheckpointFile::specs) uses the
+    /// kinds a file recorded instead, and a load the model's.
     pub fn from_file(path: impl Into<String>, shape: Vec<usize>, dtype: Dtype) -> Self {
         let path = path.into();
         Self {
@@ -41,21 +46,6 @@ impl EntrySpec {
             .iter()
             .try_fold(self.dtype.bitsize(), |acc, d| acc.checked_mul(*d));
         bits.map_or(usize::MAX, |b| b / 8)
-    }
-}
-
-/// The kind a file entry most likely has, from its path and dtype: rng state is a `U32` `key`
-/// or an `I64` `count` under an `rngs` segment (as artifex writes it); `mean`, `var` (running
-/// statistics) and `u` (spectral-norm vectors) are batch stats; anything else is a param.
-pub fn guess_kind(path: &str, dtype: Dtype) -> StateKind {
-    let mut parts = path.rsplit('.');
-    let leaf = parts.next().unwrap_or("");
-    let in_rngs = parts.any(|p| p == "rngs" || p.ends_with("_rngs"));
-    match (leaf, dtype) {
-        ("key", Dtype::U32) if in_rngs => StateKind::RngKey,
-        ("count", Dtype::I64) if in_rngs => StateKind::RngCount,
-        ("mean" | "var" | "u" | "running_mean" | "running_var", _) => StateKind::BatchStat,
-        _ => StateKind::Param,
     }
 }
 
@@ -86,6 +76,8 @@ pub(crate) struct Plan {
     pub matched: Vec<(usize, usize)>,
 }
 
+/// Every decision that depends on a kind (rng state being optional) reads the model entry's
+/// kind, never the file entry's.
 pub(crate) fn plan(model: &[EntrySpec], file: &[EntrySpec], options: &LoadOptions) -> Plan {
     let prefix = options.prefix.as_deref().unwrap_or("");
     let by_key: BTreeMap<&str, usize> = file
@@ -297,14 +289,35 @@ mod tests {
         EntrySpec::from_file(path, shape.to_vec(), dtype)
     }
 
+    fn model_spec(path: &str, kind: StateKind) -> EntrySpec {
+        EntrySpec {
+            path: path.into(),
+            kind,
+            shape: vec![2],
+            dtype: Dtype::F32,
+        }
+    }
+
     #[test]
-    fn kinds_are_guessed_from_path_and_dtype() {
-        assert_eq!(guess_kind("a.rngs.key", Dtype::U32), StateKind::RngKey);
-        assert_eq!(guess_kind("a.rngs.count", Dtype::I64), StateKind::RngCount);
-        assert_eq!(guess_kind("key", Dtype::U32), StateKind::Param);
-        assert_eq!(guess_kind("enc.1.mean", Dtype::F32), StateKind::BatchStat);
-        assert_eq!(guess_kind("sn.u", Dtype::F32), StateKind::BatchStat);
-        assert_eq!(guess_kind("enc.0.kernel", Dtype::F32), StateKind::Param);
+    fn the_model_entries_kinds_decide_not_the_files() {
+        // The file says `mean` is a batch stat and `noise.key` a param (guesses from names);
+        // the model says otherwise, and only the model counts.
+        let model = [
+            model_spec("mean", StateKind::Param),
+            model_spec("noise.key", StateKind::RngKey),
+        ];
+        let file = [spec("mean", &[2], Dtype::F32)];
+        assert_eq!(file[0].kind, StateKind::BatchStat);
+        let options = LoadOptions::strict().with_optional_rng_state();
+        let report = compare(&model, &file, &options);
+        assert!(report.is_clean(), "{report}");
+        assert_eq!(report.loaded, ["mean"]);
+        // A model that says `noise.key` is a param does miss it.
+        let model = [
+            model_spec("mean", StateKind::Param),
+            model_spec("noise.key", StateKind::Param),
+        ];
+        assert_eq!(compare(&model, &file, &options).missing, ["noise.key"]);
     }
 
     #[test]

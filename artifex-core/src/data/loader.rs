@@ -189,7 +189,7 @@ impl DataLoader {
             ));
         }
         let uneven = |batch: usize, detail: String| {
-            Err(crate::distributed::DistributedError::UnevenBatch {
+            Err(crate::error::DistributedError::UnevenBatch {
                 batch,
                 world_size,
                 detail,

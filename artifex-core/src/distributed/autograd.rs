@@ -50,7 +50,7 @@ impl CustomOp1 for AllReduceSum {
         let mut buf = x.to_vec();
         self.comm
             .all_reduce_sum_f32(&mut buf)
-            .map_err(crate::layers::to_candle)?;
+            .map_err(crate::error::to_candle)?;
         Ok((CpuStorage::F32(buf), layout.shape().clone()))
     }
 

@@ -19,7 +19,7 @@ pub(crate) fn check_same_params<M: Module + ?Sized>(
     let mut paths = Vec::new();
     let mut hashes = Vec::new();
     let mut failed = None;
-    crate::walkers::for_each_state(model, &mut StatePath::root(), |path, var| {
+    crate::module::walkers::for_each_state(model, &mut StatePath::root(), |path, var| {
         if var.kind() != StateKind::Param || failed.is_some() {
             return;
         }

@@ -1,11 +1,12 @@
 //! Gradient and metric averaging over the ranks: fixed-size buckets in parameter order, so
 //! the result depends on nothing but the ranks' values.
 
+use std::collections::BTreeMap;
+
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor};
 
 use super::Communicator;
-use crate::train::Scalars;
 use crate::{Param, Result};
 
 /// Elements per all-reduce call (4 MiB of `f32`): large enough to amortize the call, small
@@ -123,7 +124,10 @@ fn reduce_on_device(
 
 /// Replaces every value of `scalars` by its mean over the ranks (every rank must hold the
 /// same keys: the same loss closure).
-pub(crate) fn average_scalars(comm: &dyn Communicator, scalars: &mut Scalars) -> Result<()> {
+pub(crate) fn average_scalars(
+    comm: &dyn Communicator,
+    scalars: &mut BTreeMap<String, f64>,
+) -> Result<()> {
     let world = comm.world_size();
     if world == 1 {
         return Ok(());

@@ -308,11 +308,11 @@ impl InplaceOp1 for InPlaceSum<'_> {
         };
         self.nccl
             .all_reduce_sum_f32(slice)
-            .map_err(crate::layers::to_candle)
+            .map_err(crate::error::to_candle)
     }
 
     fn cuda_fwd(&self, storage: &mut CudaStorage, layout: &Layout) -> candle_core::Result<()> {
-        let inner = self.nccl.lock().map_err(crate::layers::to_candle)?;
+        let inner = self.nccl.lock().map_err(crate::error::to_candle)?;
         if storage.device().cuda_stream().cu_stream() != inner.stream.cu_stream() {
             candle_core::bail!(
                 "nccl all_reduce_sum_tensor: the tensor is on {:?}, this rank's communicator on {:?}",

@@ -47,11 +47,3 @@ pub(crate) fn over_rows(
     out.push(out_features);
     Ok(y.reshape(out)?)
 }
-
-/// Wraps an artifex error for candle's `Module` traits.
-pub(crate) fn to_candle(e: crate::Error) -> candle_core::Error {
-    match e {
-        crate::Error::Candle(e) => e,
-        other => candle_core::Error::wrap(other),
-    }
-}

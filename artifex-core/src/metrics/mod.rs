@@ -21,12 +21,11 @@
 //! # Ok::<(), artifex_core::Error>(())
 //! ```
 
-mod error;
 mod features;
 mod frechet;
 mod precision_recall;
 
-pub use error::MetricsError;
+pub use crate::error::MetricsError;
 pub use features::Features;
 pub use frechet::{frechet_distance, frechet_distance_of, FeatureStats};
 pub use precision_recall::{precision_recall, precision_recall_of, PrecisionRecall, DEFAULT_K};

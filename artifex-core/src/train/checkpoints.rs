@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::Tensor;
 
 use super::RunLock;
-use crate::checkpoint::SaveOptions;
+use crate::checkpoint::{Checkpointable, SaveOptions};
 use crate::{CheckpointError, Module, Result};
 
 /// The file of a step directory holding the model state (a plain model checkpoint).

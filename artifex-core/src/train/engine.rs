@@ -14,7 +14,7 @@ use candle_core::{Device, Tensor};
 use super::history::{History, Record, StopReason};
 use super::stop::{SignalWatch, StopHandle};
 use super::{CheckpointDir, MetricsLogger, Scalars, TrainerConfig, MODEL_FILE};
-use crate::checkpoint::{LoadOptions, SaveOptions};
+use crate::checkpoint::{Checkpointable, LoadOptions, SaveOptions};
 use crate::data::{DataLoader, LoaderState};
 use crate::distributed::{self, Communicator, DistributedError};
 use crate::optim::{clip_grad_norm, global_norm, Optimizer};

@@ -1,15 +1,20 @@
 //! The [`Module`] trait: a named state tree, train/eval switching and everything built on them.
+//!
+//! Checkpoints are built on this layer, not in it: their methods (`save_safetensors`, ...)
+//! come from [`Checkpointable`](crate::checkpoint::Checkpointable), implemented for every
+//! module.
 
-use std::path::Path;
+pub mod walk;
+pub(crate) mod walkers;
 
 use candle_core::{Tensor, Var};
 
-use crate::checkpoint::{self, LoadOptions, LoadReport, SaveOptions};
 use crate::summary::Summary;
-use crate::walk::{Leaf, LeafMut, Visit, VisitMut};
 use crate::{
-    walkers, Filter, Mode, ModulePath, NamedState, Param, Result, StateKind, StatePath, StateRef,
+    Filter, Mode, ModulePath, NamedState, Param, Result, RngStream, Rngs, StateKind, StatePath,
+    StateRef,
 };
+use walk::{Leaf, LeafMut, Segment, Visit, VisitMut};
 
 /// A node of the state tree. Derive it with `#[derive(Module)]` (or get it from `#[module]`);
 /// a struct field is part of the tree because its type implements this trait.
@@ -220,62 +225,7 @@ pub trait Module {
     where
         Self: Sized,
     {
-        Summary::of(self)
-    }
-
-    /// Saves the whole state (params, batch stats, rng counters) atomically to a safetensors file.
-    fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<()>
-    where
-        Self: Sized,
-    {
-        checkpoint::save(self, path.as_ref(), &SaveOptions::default())
-    }
-
-    /// Saves with options (a config JSON to embed, ...).
-    fn save_safetensors_with(&self, path: impl AsRef<Path>, options: &SaveOptions) -> Result<()>
-    where
-        Self: Sized,
-    {
-        checkpoint::save(self, path.as_ref(), options)
-    }
-
-    /// Loads a checkpoint strictly: every problem is reported at once and nothing is changed
-    /// unless the file matches the model exactly.
-    fn load_safetensors(&mut self, path: impl AsRef<Path>) -> Result<LoadReport>
-    where
-        Self: Sized,
-    {
-        self.load_safetensors_with(path, &LoadOptions::strict())
-    }
-
-    /// Loads with options; in non-strict mode loads what matches and returns the report, whose
-    /// first line says `PARTIAL LOAD` when anything was left out (a lenient load that matches
-    /// no entry at all fails with [`CheckpointError::NothingLoaded`](crate::CheckpointError::NothingLoaded)).
-    fn load_safetensors_with(
-        &mut self,
-        path: impl AsRef<Path>,
-        options: &LoadOptions,
-    ) -> Result<LoadReport>
-    where
-        Self: Sized,
-    {
-        self.bind_paths(&mut StatePath::root());
-        checkpoint::load(self, path.as_ref(), options)
-    }
-
-    /// Loads tensors by key (e.g. from a [`checkpoint::Adapter`]) with the same checks, options
-    /// and report as [`load_safetensors_with`](Module::load_safetensors_with).
-    fn load_tensors<'t, K>(
-        &mut self,
-        tensors: impl IntoIterator<Item = (&'t K, &'t candle_core::Tensor)>,
-        options: &LoadOptions,
-    ) -> Result<LoadReport>
-    where
-        Self: Sized,
-        K: AsRef<str> + ?Sized + 't,
-    {
-        self.bind_paths(&mut StatePath::root());
-        checkpoint::load_map(self, tensors, options)
+        Summary::of_state(self.state())
     }
 }
 
@@ -362,5 +312,37 @@ impl Module for ModulePath {
     #[inline]
     fn walk_mut(&mut self, v: &mut dyn VisitMut) {
         v.leaf(LeafMut::Path(self));
+    }
+}
+
+impl Module for RngStream {
+    /// Two state entries, `count` then `key`; a mutable walk meets the stream itself.
+    fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
+        if v.enter(Segment::Field("count")) {
+            v.leaf(Leaf::State(StateRef::RngCount(self)));
+            v.leave();
+        }
+        if v.enter(Segment::Field("key")) {
+            v.leaf(Leaf::State(StateRef::RngKey(self)));
+            v.leave();
+        }
+    }
+
+    fn walk_mut(&mut self, v: &mut dyn VisitMut) {
+        v.leaf(LeafMut::Rng(self));
+    }
+}
+
+impl Module for Rngs {
+    fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
+        for (name, stream) in &self.streams {
+            v.child(Segment::Key(name), stream);
+        }
+    }
+
+    fn walk_mut(&mut self, v: &mut dyn VisitMut) {
+        for (name, stream) in self.streams.iter_mut() {
+            v.child(Segment::Key(name), stream);
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! The errors of [`metrics`](super).
+//! [`MetricsError`], the errors of [`metrics`](crate::metrics) (re-exported there).
 
 /// Input that a metric cannot be computed on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! What a checkpoint load found: missing, unexpected and mismatched entries, and the
-//! submodules a lenient load left untouched.
+//! submodules a lenient load left untouched (re-exported by [`checkpoint`](crate::checkpoint);
+//! defined here because [`CheckpointError`](super::CheckpointError) carries it).
 
 use std::fmt;
 
@@ -32,7 +33,7 @@ pub struct Unexpected {
 /// The outcome of a load: what was loaded and every problem, each with its path.
 ///
 /// A strict load only returns a clean report (it fails otherwise). A lenient load
-/// ([`LoadOptions::lenient`](super::LoadOptions::lenient)) may load part of the model, so the
+/// ([`LoadOptions::lenient`](crate::checkpoint::LoadOptions::lenient)) may load part of the model, so the
 /// report is `#[must_use]`: check [`is_clean`](Self::is_clean) or
 /// [`unloaded_submodules`](Self::unloaded_submodules), or print it; its first line says how
 /// much was loaded (`PARTIAL LOAD: loaded 2 of 10 model entries; ...`). A lenient load that
@@ -52,12 +53,12 @@ pub struct LoadReport {
     /// Entries whose dtype differs (no silent precision change).
     pub dtype_mismatches: Vec<Mismatch>,
     /// Entries loaded with a dtype conversion (only under
-    /// [`DtypePolicy::ConvertFloats`](super::DtypePolicy::ConvertFloats)); not a problem.
+    /// [`DtypePolicy::ConvertFloats`](crate::checkpoint::DtypePolicy::ConvertFloats)); not a problem.
     pub converted: Vec<Mismatch>,
     /// Submodules (path prefixes such as `head` or `blocks.1`) none of whose entries were
     /// loaded although other parts of the model were: they keep their initial values. Only
     /// the outermost such prefix is listed; rng state skipped under
-    /// [`LoadOptions::rng_state_optional`](super::LoadOptions::rng_state_optional) does not
+    /// [`LoadOptions::rng_state_optional`](crate::checkpoint::LoadOptions::rng_state_optional) does not
     /// count.
     pub unloaded_submodules: Vec<String>,
 }
