@@ -48,15 +48,19 @@ fn by_features<R: Send>(
     out.into_iter().flatten().collect()
 }
 
-/// `f(rows, dst)` for blocks of whole rows of `dst` (`rows`: the block's row indices), over
-/// the pool.
-fn by_rows(dst: &mut [f32], features: usize, f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
-    let features = features.max(1);
-    let rows = (TASK_VALUES / features).max(1);
-    pool::for_chunks(dst, rows * features, |start, d| {
-        let first = start / features;
-        f(first..first + d.len() / features, d)
-    });
+/// Row `r` of a row-major matrix `features` wide.
+fn row(v: &[f32], r: usize, features: usize) -> &[f32] {
+    &v[r * features..(r + 1) * features]
+}
+
+/// A `(rows, features)` matrix whose row `r` is `make_row(r)`, made over the pool in blocks
+/// of rows.
+fn by_rows<I: Iterator<Item = f32>>(
+    rows: usize,
+    features: usize,
+    make_row: impl Fn(usize) -> I + Sync,
+) -> Vec<f32> {
+    pool::collect_rows(rows, features, TASK_VALUES / features.max(1), make_row)
 }
 
 /// Per-feature batch mean and biased variance of contiguous `f32` `x (rows, features)`, with
@@ -104,18 +108,11 @@ impl BatchNormTrain {
     fn normalize(&self, x: &[f32], scale: &[f32], bias: &[f32]) -> Vec<f32> {
         let features = self.mean.len();
         let mul: Vec<f32> = self.inv_std.iter().zip(scale).map(|(i, s)| i * s).collect();
-        let mut y = vec![0f32; x.len()];
-        by_rows(&mut y, features, |rows, dst| {
-            let x = &x[rows.start * features..rows.end * features];
-            for (yr, xr) in dst.chunks_exact_mut(features).zip(x.chunks_exact(features)) {
-                // Zipped iterators (no indexing) so the loop vectorizes.
-                let terms = xr.iter().zip(self.mean.iter()).zip(&mul).zip(bias);
-                for (y, (((&x, &m), &k), &b)) in yr.iter_mut().zip(terms) {
-                    *y = (x - m) * k + b;
-                }
-            }
-        });
-        y
+        by_rows(x.len() / features.max(1), features, |r| {
+            // Zipped iterators (no indexing) so the loop vectorizes.
+            let terms = row(x, r, features).iter().zip(self.mean.iter()).zip(&mul);
+            terms.zip(bias).map(|(((&x, &m), &k), &b)| (x - m) * k + b)
+        })
     }
 }
 
@@ -205,18 +202,10 @@ impl CustomOp3 for BatchNormTrain {
                         .zip(self.inv_std.iter())
                         .map(|(s, i)| s * i)
                         .collect();
-                    let mut dx = vec![0f32; x.len()];
                     if !self.batch_stats {
                         // Constant statistics: dx = scale * inv_std * g.
-                        by_rows(&mut dx, features, |rows, dst| {
-                            let g = &g[rows.start * features..rows.end * features];
-                            for (dr, gr) in
-                                dst.chunks_exact_mut(features).zip(g.chunks_exact(features))
-                            {
-                                for ((d, &g), &k) in dr.iter_mut().zip(gr).zip(&k) {
-                                    *d = k * g;
-                                }
-                            }
+                        let dx = by_rows(rows, features, |r| {
+                            row(g, r, features).iter().zip(&k).map(|(&g, &k)| k * g)
                         });
                         return Ok((dx, ds, db));
                     }
@@ -224,18 +213,12 @@ impl CustomOp3 for BatchNormTrain {
                     let ds_n: Vec<f32> = ds.iter().map(|v| v / n).collect();
                     let per_feature = self.mean.iter().zip(self.inv_std.iter()).zip(&k);
                     let per_feature = per_feature.zip(db_n.iter().zip(&ds_n));
-                    by_rows(&mut dx, features, |rows, dst| {
-                        let span = rows.start * features..rows.end * features;
-                        let (x, g) = (&x[span.clone()], &g[span]);
-                        let rows = dst.chunks_exact_mut(features).zip(x.chunks_exact(features));
-                        for ((dr, xr), gr) in rows.zip(g.chunks_exact(features)) {
-                            let terms = xr.iter().zip(gr).zip(per_feature.clone());
-                            for (d, ((&x, &g), (((&m, &i), &k), (&db_n, &ds_n)))) in
-                                dr.iter_mut().zip(terms)
-                            {
-                                *d = k * (g - db_n - ((x - m) * i) * ds_n);
-                            }
-                        }
+                    let dx = by_rows(rows, features, |r| {
+                        let (xr, gr) = (row(x, r, features), row(g, r, features));
+                        let terms = xr.iter().zip(gr).zip(per_feature.clone());
+                        terms.map(|((&x, &g), (((&m, &i), &k), (&db_n, &ds_n)))| {
+                            k * (g - db_n - ((x - m) * i) * ds_n)
+                        })
                     });
                     Ok((dx, ds, db))
                 })

@@ -122,6 +122,38 @@ pub(crate) fn collect_chunks<I: Iterator<Item = f32>>(
     v
 }
 
+/// A `rows x width` row-major matrix made over the pool in blocks of `rows_per_task` rows:
+/// row `r` is the first `width` items of `make_row(r)`, written straight into the new vector
+/// (no zero fill first); values an iterator does not yield are 0.
+pub(crate) fn collect_rows<I: Iterator<Item = f32>>(
+    rows: usize,
+    width: usize,
+    rows_per_task: usize,
+    make_row: impl Fn(usize) -> I + Sync,
+) -> Vec<f32> {
+    let len = rows * width;
+    let mut v: Vec<f32> = Vec::with_capacity(len);
+    if width > 0 {
+        let chunk = rows_per_task.max(1) * width;
+        for_chunks(&mut v.spare_capacity_mut()[..len], chunk, |start, block| {
+            for (i, dst) in block.chunks_exact_mut(width).enumerate() {
+                let mut written = 0;
+                for (d, x) in dst.iter_mut().zip(make_row(start / width + i)) {
+                    d.write(x);
+                    written += 1;
+                }
+                for d in &mut dst[written..] {
+                    d.write(0.0);
+                }
+            }
+        });
+    }
+    // SAFETY: the blocks are whole rows covering `0..len` (nothing when `width` is 0: then
+    // `len` is 0), and every value of each row was written above (items, then zeros).
+    unsafe { v.set_len(len) };
+    v
+}
+
 /// Runs fallible `f` once on each task as [`for_each_task`] does; the first error, if any.
 pub(crate) fn try_for_each_task<T: Send>(
     tasks: Vec<T>,
@@ -168,6 +200,25 @@ mod tests {
             let want = if i % 30 < 5 { i as f32 + 1.0 } else { 0.0 };
             assert_eq!(x, want, "value {i}");
         }
+    }
+
+    #[test]
+    fn collect_rows_writes_every_value() {
+        let v = collect_rows(37, 5, 4, |r| (0..5).map(move |c| (r * 10 + c) as f32));
+        assert!(v
+            .iter()
+            .enumerate()
+            .all(|(i, &x)| x == ((i / 5) * 10 + i % 5) as f32));
+        let short = collect_rows(9, 4, 2, |r| std::iter::once(r as f32 + 1.0));
+        for (i, &x) in short.iter().enumerate() {
+            let want = if i % 4 == 0 {
+                (i / 4) as f32 + 1.0
+            } else {
+                0.0
+            };
+            assert_eq!(x, want, "value {i}");
+        }
+        assert!(collect_rows(3, 0, 1, |_| std::iter::empty()).is_empty());
     }
 
     #[test]
