@@ -75,6 +75,9 @@ pub fn swish(x: &Tensor) -> Result<Tensor> {
 
 /// `1 / (1 + exp(-x))`.
 pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
+    if crate::kernels::applies(x) {
+        return Ok(crate::kernels::sigmoid::sigmoid(x)?);
+    }
     Ok(candle_nn::ops::sigmoid(x)?)
 }
 

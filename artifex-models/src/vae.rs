@@ -95,7 +95,7 @@ impl CustomVAE {
         for layer in &self.decoder {
             h = self.activation.apply(&layer.forward(&h)?)?;
         }
-        let x = artifex_core::candle_nn::ops::sigmoid(&self.output_layer.forward(&h)?)?;
+        let x = artifex_core::activation::sigmoid(&self.output_layer.forward(&h)?)?;
         let mut shape = vec![z.dim(0)?];
         shape.extend(&self.input_shape);
         Ok(x.reshape(shape)?)

@@ -6,12 +6,62 @@
 //!
 //! The statistics are the plain path's: mean `E[x]` and biased variance
 //! `max(E[x²] - E[x]², 0)`; results agree with it up to float rounding.
+//!
+//! Every pass runs over the worker pool: the per-feature sums in blocks of features (each
+//! feature still summed in row order, so the bits do not depend on the thread count), the
+//! element-wise passes in blocks of rows.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
-use super::{cpu_f32, with_f32};
+use super::{cpu_f32, pool, with_f32};
+
+/// Features per task of the per-feature sums (narrower blocks cost more loop overhead per
+/// row than they gain).
+const FEATURES_PER_TASK: usize = 64;
+
+/// Elements per task of the element-wise passes, and below which the sums stay on the
+/// calling thread.
+const TASK_VALUES: usize = 1 << 14;
+
+/// `f(range)` for blocks of the `features` (one block when `len`, the element count, is
+/// small), the results in feature order.
+fn by_features<R: Send>(
+    features: usize,
+    len: usize,
+    f: impl Fn(Range<usize>) -> R + Sync,
+) -> Vec<R> {
+    let step = match len < 2 * TASK_VALUES {
+        true => features.max(1),
+        false => FEATURES_PER_TASK,
+    };
+    let ranges = (0..features)
+        .step_by(step)
+        .map(|s| s..features.min(s + step));
+    let mut out: Vec<Option<R>> = Vec::new();
+    out.resize_with(features.div_ceil(step), || None);
+    pool::for_each_task(ranges.zip(out.iter_mut()).collect(), |(r, o)| {
+        *o = Some(f(r));
+    });
+    out.into_iter().flatten().collect()
+}
+
+/// Row `r` of a row-major matrix `features` wide.
+fn row(v: &[f32], r: usize, features: usize) -> &[f32] {
+    &v[r * features..(r + 1) * features]
+}
+
+/// A `(rows, features)` matrix whose row `r` is `make_row(r)`, made over the pool in blocks
+/// of rows.
+fn by_rows<I: Iterator<Item = f32>>(
+    rows: usize,
+    features: usize,
+    make_row: impl Fn(usize) -> I + Sync,
+) -> Vec<f32> {
+    pool::collect_rows(rows, features, TASK_VALUES / features.max(1), make_row)
+}
 
 /// Per-feature batch mean and biased variance of contiguous `f32` `x (rows, features)`, with
 /// the plain path's f32 arithmetic (row-order sums scaled by `1 / rows`, then
@@ -19,14 +69,19 @@ use super::{cpu_f32, with_f32};
 pub(crate) fn batch_stats(x: &Tensor) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
     let (rows, features) = x.dims2()?;
     with_f32(x, |v| {
-        let mut sum = vec![0f32; features];
-        let mut sq = vec![0f32; features];
-        for row in v.chunks_exact(features) {
-            for ((s, q), &x) in sum.iter_mut().zip(sq.iter_mut()).zip(row) {
-                *s += x;
-                *q += x * x;
+        let blocks = by_features(features, v.len(), |r| {
+            let mut sum = vec![0f32; r.len()];
+            let mut sq = vec![0f32; r.len()];
+            for row in v.chunks_exact(features.max(1)) {
+                for ((s, q), &x) in sum.iter_mut().zip(sq.iter_mut()).zip(&row[r.clone()]) {
+                    *s += x;
+                    *q += x * x;
+                }
             }
-        }
+            (sum, sq)
+        });
+        let sum: Vec<f32> = blocks.iter().flat_map(|b| b.0.iter().copied()).collect();
+        let sq: Vec<f32> = blocks.iter().flat_map(|b| b.1.iter().copied()).collect();
         let scale = (1.0 / rows.max(1) as f64) as f32;
         let mean: Vec<f32> = sum.iter().map(|s| s * scale).collect();
         let var = sq
@@ -53,13 +108,11 @@ impl BatchNormTrain {
     fn normalize(&self, x: &[f32], scale: &[f32], bias: &[f32]) -> Vec<f32> {
         let features = self.mean.len();
         let mul: Vec<f32> = self.inv_std.iter().zip(scale).map(|(i, s)| i * s).collect();
-        let mut y = Vec::with_capacity(x.len());
-        for row in x.chunks_exact(features) {
+        by_rows(x.len() / features.max(1), features, |r| {
             // Zipped iterators (no indexing) so the loop vectorizes.
-            let terms = row.iter().zip(self.mean.iter()).zip(&mul).zip(bias);
-            y.extend(terms.map(|(((&x, &m), &k), &b)| (x - m) * k + b));
-        }
-        y
+            let terms = row(x, r, features).iter().zip(self.mean.iter()).zip(&mul);
+            terms.zip(bias).map(|(((&x, &m), &k), &b)| (x - m) * k + b)
+        })
     }
 }
 
@@ -83,7 +136,11 @@ impl CustomOp3 for BatchNormTrain {
             candle_core::bail!("artifex-batch-norm-train: expected contiguous f32 data");
         };
         let features = self.mean.len();
-        if scale.len() != features || bias.len() != features || x.len() % features != 0 {
+        if features == 0
+            || scale.len() != features
+            || bias.len() != features
+            || x.len() % features != 0
+        {
             candle_core::bail!("artifex-batch-norm-train: feature count mismatch");
         }
         let y = self.normalize(x, scale, bias);
@@ -104,21 +161,41 @@ impl CustomOp3 for BatchNormTrain {
         let (dx, dscale, dbias) = with_f32(x, |x| {
             with_f32(grad, |g| {
                 with_f32(scale, |scale| {
-                    // dbias = sum g, dscale = sum g * xhat (f64 sums; zipped loops vectorize)
-                    let mut db = vec![0f64; features];
-                    let mut ds = vec![0f64; features];
-                    let stats = self.mean.iter().zip(self.inv_std.iter());
-                    for (xr, gr) in x.chunks_exact(features).zip(g.chunks_exact(features)) {
-                        let sums = db.iter_mut().zip(ds.iter_mut());
-                        for (((b, s), (&m, &i)), (&x, &g)) in
-                            sums.zip(stats.clone()).zip(xr.iter().zip(gr))
-                        {
-                            *b += g as f64;
-                            *s += (g * ((x - m) * i)) as f64;
-                        }
+                    if features == 0 || g.len() != x.len() || x.len() % features != 0 {
+                        candle_core::bail!(
+                            "artifex-batch-norm-train: gradient of {} values for {} inputs",
+                            g.len(),
+                            x.len()
+                        );
                     }
-                    let db: Vec<f32> = db.iter().map(|&v| v as f32).collect();
-                    let ds: Vec<f32> = ds.iter().map(|&v| v as f32).collect();
+                    // dbias = sum g, dscale = sum g * xhat (f64 sums in row order per feature;
+                    // zipped loops vectorize)
+                    let blocks = by_features(features, x.len(), |r| {
+                        let mut db = vec![0f64; r.len()];
+                        let mut ds = vec![0f64; r.len()];
+                        let stats = self.mean[r.clone()].iter().zip(&self.inv_std[r.clone()]);
+                        for (xr, gr) in x.chunks_exact(features).zip(g.chunks_exact(features)) {
+                            let sums = db.iter_mut().zip(ds.iter_mut());
+                            let (xr, gr) = (&xr[r.clone()], &gr[r.clone()]);
+                            for (((b, s), (&m, &i)), (&x, &g)) in
+                                sums.zip(stats.clone()).zip(xr.iter().zip(gr))
+                            {
+                                *b += g as f64;
+                                *s += (g * ((x - m) * i)) as f64;
+                            }
+                        }
+                        (db, ds)
+                    });
+                    let db: Vec<f32> = blocks
+                        .iter()
+                        .flat_map(|b| &b.0)
+                        .map(|&v| v as f32)
+                        .collect();
+                    let ds: Vec<f32> = blocks
+                        .iter()
+                        .flat_map(|b| &b.1)
+                        .map(|&v| v as f32)
+                        .collect();
                     // dx = scale * inv_std * (g - dbias / n - xhat * dscale / n)
                     let k: Vec<f32> = scale
                         .iter()
@@ -127,23 +204,22 @@ impl CustomOp3 for BatchNormTrain {
                         .collect();
                     if !self.batch_stats {
                         // Constant statistics: dx = scale * inv_std * g.
-                        let mut dx = Vec::with_capacity(x.len());
-                        for gr in g.chunks_exact(features) {
-                            dx.extend(gr.iter().zip(&k).map(|(&g, &k)| k * g));
-                        }
+                        let dx = by_rows(rows, features, |r| {
+                            row(g, r, features).iter().zip(&k).map(|(&g, &k)| k * g)
+                        });
                         return Ok((dx, ds, db));
                     }
                     let db_n: Vec<f32> = db.iter().map(|v| v / n).collect();
                     let ds_n: Vec<f32> = ds.iter().map(|v| v / n).collect();
                     let per_feature = self.mean.iter().zip(self.inv_std.iter()).zip(&k);
                     let per_feature = per_feature.zip(db_n.iter().zip(&ds_n));
-                    let mut dx = Vec::with_capacity(x.len());
-                    for (xr, gr) in x.chunks_exact(features).zip(g.chunks_exact(features)) {
+                    let dx = by_rows(rows, features, |r| {
+                        let (xr, gr) = (row(x, r, features), row(g, r, features));
                         let terms = xr.iter().zip(gr).zip(per_feature.clone());
-                        dx.extend(terms.map(|((&x, &g), (((&m, &i), &k), (&db_n, &ds_n)))| {
+                        terms.map(|((&x, &g), (((&m, &i), &k), (&db_n, &ds_n)))| {
                             k * (g - db_n - ((x - m) * i) * ds_n)
-                        }));
-                    }
+                        })
+                    });
                     Ok((dx, ds, db))
                 })
             })

@@ -70,21 +70,31 @@ pub(crate) struct Product<'a> {
     pub b: MatRef<'a>,
 }
 
-/// Multiply-adds below which a block is not worth a thread hand-off.
-const MIN_BLOCK_MACS: usize = 1 << 19;
+/// Multiply-adds per block of a product (about), so a thread that stalls holds back a small
+/// share of the work while the others take the rest.
+const BLOCK_MACS: usize = 1 << 21;
 
-/// Output rows per block of an `m x k @ k x n` product on `threads` threads: a multiple of 16
-/// (the height of gemm's f32 micro-kernel) giving each block at least [`MIN_BLOCK_MACS`].
-fn block_rows(m: usize, n: usize, k: usize, threads: usize) -> usize {
+/// The most blocks one product is cut into: each block packs the shared operand `b` again.
+const MAX_BLOCKS: usize = 8;
+
+/// Block heights are multiples of this: 16 (the f32 micro-kernel's height) and a multiple of
+/// its widths (6 with AVX2, 8 with AVX-512; gemm runs the product transposed), so blocks do
+/// not end in narrow edge tiles.
+const ROW_MULTIPLE: usize = 48;
+
+/// Output rows per block of an `m x k @ k x n` product, giving each block about
+/// [`BLOCK_MACS`]. It depends on the shapes only, never on the number of threads, and row
+/// blocks give the bits of the whole product.
+fn block_rows(m: usize, n: usize, k: usize) -> usize {
     let macs = m.saturating_mul(n).saturating_mul(k);
-    let parts = (macs / MIN_BLOCK_MACS).clamp(1, 2 * threads);
-    m.div_ceil(parts).next_multiple_of(16).max(1)
+    let parts = (macs / BLOCK_MACS).clamp(1, MAX_BLOCKS);
+    m.div_ceil(parts).next_multiple_of(ROW_MULTIPLE).max(1)
 }
 
-/// Runs independent products at once: each is cut into blocks of output rows and the blocks
-/// are spread over candle's worker pool; small work stays on the calling thread.
+/// Runs independent products at once: each is cut into blocks of output rows, and the
+/// blocks of all of them are claimed one at a time by the threads of candle's worker pool;
+/// a product of one block stays on the calling thread.
 pub(crate) fn matmuls(products: Vec<Product<'_>>) -> candle_core::Result<()> {
-    let threads = candle_core::utils::barrier_pool().n_workers() + 1;
     let mut blocks = Vec::new();
     for Product {
         dst,
@@ -98,7 +108,7 @@ pub(crate) fn matmuls(products: Vec<Product<'_>>) -> candle_core::Result<()> {
         if m == 0 || n == 0 {
             continue;
         }
-        let rows = block_rows(m, n, a.cols, threads);
+        let rows = block_rows(m, n, a.cols);
         for (i, d) in dst.chunks_mut(rows * n).enumerate() {
             let block = a.row_block(i * rows, d.len() / n);
             blocks.push(Product {
@@ -259,8 +269,8 @@ mod tests {
         Ok(())
     }
 
-    /// Row blocks give the bits of the whole product, so results do not depend on the number
-    /// of threads (the block size does).
+    /// Row blocks give the bits of the whole product (block sizes depend on the shapes only,
+    /// so thread counts could not change results anyway).
     #[test]
     fn row_blocks_are_bitwise_the_whole_product() -> candle_core::Result<()> {
         let data = |n: usize| pattern(n, 7919, 1009);

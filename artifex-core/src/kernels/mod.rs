@@ -12,8 +12,10 @@ pub(crate) mod concat;
 pub(crate) mod conv;
 pub(crate) mod gemm;
 pub(crate) mod linear;
+pub(crate) mod mse;
 pub(crate) mod pool;
 pub(crate) mod relu;
+pub(crate) mod sigmoid;
 
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
 

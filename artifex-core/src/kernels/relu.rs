@@ -1,9 +1,13 @@
 //! ReLU as one custom op: forward one pass, backward one pass (`grad` where `x > 0`, else 0:
-//! JAX's convention at 0, as the plain `where_cond` path of [`crate::activation::relu`]).
+//! JAX's convention at 0, as the plain `where_cond` path of [`crate::activation::relu`]),
+//! each in fixed chunks over the worker pool.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
-use super::{cpu_f32, with_f32};
+use super::{cpu_f32, pool, with_f32};
+
+/// Elements per task (fixed, so the split depends on the length only).
+const CHUNK: usize = 1 << 14;
 
 struct Relu;
 
@@ -16,7 +20,10 @@ impl CustomOp1 for Relu {
         let Some(x) = cpu_f32(s, l) else {
             candle_core::bail!("artifex-relu: expected contiguous f32 data");
         };
-        let y: Vec<f32> = x.iter().map(|&v| if v > 0.0 { v } else { 0.0 }).collect();
+        let y = pool::collect_chunks(x.len(), CHUNK, |start, n| {
+            let x = &x[start..start + n];
+            x.iter().map(|&v| if v > 0.0 { v } else { 0.0 })
+        });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -24,10 +31,19 @@ impl CustomOp1 for Relu {
         crate::autodiff::refuse_fused_backward("artifex-relu", "relu")?;
         let dx = with_f32(x, |x| {
             with_f32(grad, |g| {
-                Ok(x.iter()
-                    .zip(g)
-                    .map(|(&x, &g)| if x > 0.0 { g } else { 0.0 })
-                    .collect::<Vec<f32>>())
+                if g.len() != x.len() {
+                    candle_core::bail!(
+                        "artifex-relu: gradient of {} values for {} inputs",
+                        g.len(),
+                        x.len()
+                    );
+                }
+                Ok(pool::collect_chunks(x.len(), CHUNK, |start, n| {
+                    let (x, g) = (&x[start..start + n], &g[start..start + n]);
+                    x.iter()
+                        .zip(g)
+                        .map(|(&x, &g)| if x > 0.0 { g } else { 0.0 })
+                }))
             })
         })?;
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))

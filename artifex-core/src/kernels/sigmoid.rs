@@ -1,0 +1,89 @@
+//! The logistic sigmoid as one custom op: the forward is candle-nn's formula element by
+//! element (`1 / (exp(-x) + 1)`, so the same bits), in chunks over the worker pool; the
+//! backward is one pass, `g * ((1 - s) * s)`, where candle-nn's runs four tensor ops (a ones
+//! tensor, a subtraction and two products) with the same f32 operations.
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+
+use super::{cpu_f32, pool, with_f32};
+
+/// Elements per task (fixed, so the split depends on the length only).
+const CHUNK: usize = 1 << 14;
+
+struct Sigmoid;
+
+impl CustomOp1 for Sigmoid {
+    fn name(&self) -> &'static str {
+        "artifex-sigmoid"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let Some(x) = cpu_f32(s, l) else {
+            candle_core::bail!("artifex-sigmoid: expected contiguous f32 data");
+        };
+        let y = pool::collect_chunks(x.len(), CHUNK, |start, n| {
+            x[start..start + n]
+                .iter()
+                .map(|&v| ((-v).exp() + 1.0).recip())
+        });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        crate::autodiff::refuse_fused_backward("artifex-sigmoid", "sigmoid")?;
+        let dx = with_f32(res, |s| {
+            with_f32(grad, |g| {
+                if g.len() != s.len() {
+                    candle_core::bail!(
+                        "artifex-sigmoid: gradient of {} values for {} outputs",
+                        g.len(),
+                        s.len()
+                    );
+                }
+                Ok(pool::collect_chunks(s.len(), CHUNK, |start, n| {
+                    let (s, g) = (&s[start..start + n], &g[start..start + n]);
+                    s.iter().zip(g).map(|(&s, &g)| g * ((1.0 - s) * s))
+                }))
+            })
+        })?;
+        Ok(Some(Tensor::from_vec(dx, res.shape(), res.device())?))
+    }
+}
+
+/// `1 / (1 + exp(-x))` as the fused op; only for tensors where [`super::applies`] holds.
+pub(crate) fn sigmoid(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.apply_op1(Sigmoid)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor, Var};
+
+    /// Same bits as candle-nn's sigmoid, forward and backward, over more than one chunk.
+    #[test]
+    fn same_bits_as_candle_nn() -> candle_core::Result<()> {
+        let n = 3 * super::CHUNK + 77;
+        let data: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919 % 2003) as f32 - 1001.0) / 60.0)
+            .collect();
+        let weights: Vec<f32> = (0..n).map(|i| ((i * 31 % 17) as f32 - 8.0) / 4.0).collect();
+        let w = Tensor::from_vec(weights, n, &Device::Cpu)?;
+        let run = |fused: bool| -> candle_core::Result<(Vec<u32>, Vec<u32>)> {
+            let x = Var::from_vec(data.clone(), n, &Device::Cpu)?;
+            let y = match fused {
+                true => super::sigmoid(x.as_tensor())?,
+                false => candle_nn::ops::sigmoid(x.as_tensor())?,
+            };
+            let grads = (&y * &w)?.sum_all()?.backward()?;
+            let dx = grads.get(x.as_tensor()).expect("x has a gradient");
+            let bits = |t: &Tensor| -> candle_core::Result<Vec<u32>> {
+                Ok(t.to_vec1::<f32>()?.iter().map(|v| v.to_bits()).collect())
+            };
+            Ok((bits(&y)?, bits(dx)?))
+        };
+        let (fused, plain) = (run(true)?, run(false)?);
+        assert!(fused.0 == plain.0, "forward differs");
+        assert!(fused.1 == plain.1, "backward differs");
+        Ok(())
+    }
+}
