@@ -6,11 +6,18 @@
 //!
 //! `cargo run --release --example custom_gan -- [STEPS]` (default 2000; `--help` for the usage);
 //! `-- --loss wgan-gp` trains a Wasserstein critic with a gradient penalty instead.
+//!
+//! ```text
+//! cargo build --release --features mpi --example custom_gan
+//! mpirun -np 2 target/release/examples/custom_gan --distributed   # data-parallel, 2 ranks
+//! ```
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use artifex_core::data::{DataLoader, Mnist, TensorDataset};
+use artifex_core::distributed::{Communicator, Single};
 use artifex_core::image_grid;
 use artifex_core::optim::{Adam, AdamConfig};
 use artifex_core::prelude::*;
@@ -22,6 +29,9 @@ use clap::Parser;
 #[path = "common/cli.rs"]
 #[allow(dead_code)] // only `main` uses it; tests/examples.rs includes this file too
 mod cli;
+#[path = "common/distributed.rs"]
+#[allow(dead_code)] // only `main` uses it; tests/examples.rs includes this file too
+mod distributed;
 #[path = "common/sample_quality.rs"]
 mod sample_quality;
 
@@ -44,6 +54,12 @@ struct Args {
     /// mode, a plain Wasserstein critic, for comparing cost)
     #[arg(long, value_name = "W", default_value_t = 10.0)]
     gp_weight: f64,
+    /// Data-parallel over the ranks of `mpirun` (build with `--features mpi`): each rank trains
+    /// on its shard of every batch of 64 (which must split evenly), draws its rows of the
+    /// batch's noise, the generator's BatchNorm statistics synchronized; rank 0 writes the
+    /// outputs
+    #[arg(long)]
+    distributed: bool,
 }
 
 /// The training objective of a run.
@@ -89,6 +105,27 @@ pub fn run_with(
     objective: Objective,
     gp_weight: f64,
 ) -> Result<std::collections::BTreeMap<String, f64>> {
+    run_on(
+        &(Arc::new(Single) as Arc<dyn Communicator>),
+        steps,
+        sizes,
+        out,
+        objective,
+        gp_weight,
+    )
+}
+
+/// [`run_with`] on the ranks of `comm` (data-parallel when it has more than one: BatchNorm
+/// statistics synchronized, rank 0 alone samples, measures and writes; the others return
+/// their last training metrics).
+pub fn run_on(
+    comm: &Arc<dyn Communicator>,
+    steps: u64,
+    sizes: GanSizes,
+    out: &Path,
+    objective: Objective,
+    gp_weight: f64,
+) -> Result<std::collections::BTreeMap<String, f64>> {
     let wgan_gp = objective == Objective::WganGp;
     let penalty = wgan_gp && gp_weight > 0.0;
     if penalty {
@@ -126,7 +163,9 @@ pub fn run_with(
         .print_every(100)
         .checkpoint_every(steps.max(1))
         .keep_last(1)
-        .overwrite(true);
+        .overwrite(true)
+        .communicator(Arc::clone(comm))
+        .sync_batch_stats(comm.world_size() > 1);
     let mut trainer = AdversarialTrainer::new(
         gan,
         d_opt,
@@ -143,6 +182,9 @@ pub fn run_with(
     }
     let history = trainer.fit(&mut loader, None)?;
     let metrics = history.last_train().cloned().unwrap_or_default();
+    if comm.rank() != 0 {
+        return Ok(metrics);
+    }
     let mut gan = trainer.into_model();
     gan.eval();
     let samples = gan
@@ -167,17 +209,22 @@ fn main() -> ExitCode {
             Objective::Ns => Path::new("out/custom_gan"),
             Objective::WganGp => Path::new("out/custom_gan_wgan_gp"),
         };
-        let metrics = run_with(
+        let comm = distributed::communicator(args.distributed, "custom_gan")?;
+        let result = run_on(
+            &comm,
             args.steps,
             GanSizes::default(),
             out,
             args.loss,
             args.gp_weight,
-        )?;
-        println!(
-            "last step: {metrics:?}\nwrote {}",
-            out.join("samples.png").display()
         );
+        let metrics = distributed::on_every_rank(&comm, result)?;
+        if comm.rank() == 0 {
+            println!(
+                "last step: {metrics:?}\nwrote {}",
+                out.join("samples.png").display()
+            );
+        }
         Ok::<_, Error>(())
     })
 }

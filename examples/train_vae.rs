@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use artifex_core::data::{DataLoader, Mnist, TensorDataset};
-use artifex_core::distributed::{Communicator, Single};
+use artifex_core::distributed::Communicator;
 use artifex_core::optim::Adam;
 use artifex_core::prelude::*;
 use artifex_core::train::{Metrics, StopReason, Trainer, TrainerConfig};
@@ -30,6 +30,8 @@ use clap::Parser;
 #[path = "common/cli.rs"]
 #[allow(dead_code)] // only `main` uses it; tests/examples.rs includes this file too
 mod cli;
+#[path = "common/distributed.rs"]
+mod distributed;
 #[path = "common/sample_quality.rs"]
 mod sample_quality;
 
@@ -136,28 +138,9 @@ pub struct Report {
 
 /// Trains and writes every output; returns the test metrics.
 pub fn run(args: &Args) -> Result<Report> {
-    let comm = communicator(args.distributed)?;
+    let comm = distributed::communicator(args.distributed, "train_vae")?;
     let result = run_on(args, &comm);
-    if comm.world_size() > 1 {
-        // A failing rank ends the job with its error instead of leaving the others waiting.
-        return Ok(artifex_core::distributed::exit_on_error(&*comm, result));
-    }
-    result
-}
-
-/// `Single`, or with `--distributed` the world of `mpirun` (feature `mpi`).
-fn communicator(distributed: bool) -> Result<Arc<dyn Communicator>> {
-    if !distributed {
-        return Ok(Arc::new(Single));
-    }
-    #[cfg(feature = "mpi")]
-    return Ok(Arc::new(artifex_core::distributed::Mpi::init()?));
-    #[cfg(not(feature = "mpi"))]
-    Err(Error::config(
-        "train_vae",
-        "--distributed needs the `mpi` feature: cargo build --release --features mpi \
-         --example train_vae, then mpirun -np 2 target/release/examples/train_vae --distributed",
-    ))
+    distributed::on_every_rank(&comm, result)
 }
 
 fn run_on(args: &Args, comm: &Arc<dyn Communicator>) -> Result<Report> {

@@ -183,11 +183,12 @@ pub struct Gan {
 }
 
 impl Gan {
+    /// `n` rows of training noise; under data-parallel training this rank's rows of the
+    /// global batch's noise, so N ranks draw what one process draws for the whole batch.
     fn noise(&self, n: usize) -> Result<Tensor> {
         let device = self.generator.output_layer.kernel.device();
-        self.rngs
-            .next_key()
-            .normal(&[n, self.latent_dim], DType::F32, device)
+        let key = self.rngs.next_key();
+        artifex_core::distributed::normal_rows(&key, &[n, self.latent_dim], DType::F32, device)
     }
 
     /// The discriminator's objective on a real batch and as many generated samples

@@ -18,7 +18,7 @@
 //! things read it: the gradient averaging and [`BatchNorm`](crate::layers::BatchNorm) in
 //! synchronized mode (built with `.sync_stats(true)`, or every BatchNorm when
 //! [`TrainerConfig::sync_batch_stats`](crate::train::TrainerConfig::sync_batch_stats) is set),
-//! plus [`normal_rows`] for per-example noise; outside a step (evaluation, sampling) nothing
+//! plus [`normal_rows`] and [`uniform_rows`] for per-example noise; outside a step (evaluation, sampling) nothing
 //! is installed and every layer computes locally.
 //!
 //! ```
@@ -57,7 +57,7 @@ pub(crate) use grads::{all_reduce_mean_grads, average_scalars};
 pub use mpi::Mpi;
 #[cfg(feature = "nccl")]
 pub use nccl::{Nccl, NcclId, NCCL_ID_BYTES};
-pub use scope::{batch_stats_synced, current, normal_rows, scope};
+pub use scope::{batch_stats_synced, current, normal_rows, scope, uniform_rows};
 pub use single::Single;
 
 /// A group of processes (ranks) that reduce and broadcast buffers together.

@@ -59,13 +59,32 @@ pub fn batch_stats_synced() -> bool {
 /// keeps this rank's rows, so each example gets the noise it would get in a single-process
 /// run on the same global batch (equal shards, as the sharded `DataLoader` guarantees).
 pub fn normal_rows(key: &RngKey, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+    global_rows(shape, |shape| key.normal(shape, dtype, device))
+}
+
+/// Noise uniform in `[low, high)` for this rank's rows of a batch (`shape[0]` is the local
+/// batch): [`normal_rows`] for uniform draws, such as the interpolation coefficients of
+/// [`wgan_gp_penalty`](crate::losses::wgan_gp_penalty).
+pub fn uniform_rows(
+    key: &RngKey,
+    shape: &[usize],
+    low: f64,
+    high: f64,
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensor> {
+    global_rows(shape, |shape| key.uniform(shape, low, high, dtype, device))
+}
+
+/// `draw(shape)`, or inside a multi-rank step this rank's rows of `draw` of the global shape.
+fn global_rows(shape: &[usize], draw: impl Fn(&[usize]) -> Result<Tensor>) -> Result<Tensor> {
     match (current(), shape.first()) {
         (Some(comm), Some(&rows)) if comm.world_size() > 1 => {
             let mut global = shape.to_vec();
             global[0] = rows * comm.world_size();
-            let all = key.normal(&global, dtype, device)?;
+            let all = draw(&global)?;
             Ok(all.narrow(0, comm.rank() * rows, rows)?)
         }
-        _ => key.normal(shape, dtype, device),
+        _ => draw(shape),
     }
 }

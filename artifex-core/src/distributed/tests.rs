@@ -187,6 +187,47 @@ fn synchronized_batch_norm_equals_one_process_forward_and_backward() {
     assert!(max_abs(&per_rank[1].4, &bn.var.value()) < 1e-6);
 }
 
+/// Synchronized mode takes one code path at every world size (statistics and normalization
+/// in `f64`): a trainer step on one rank (`Single`) is the exact reference of two ranks, so
+/// their outputs, input gradients and running statistics agree bitwise; the ranks' scale
+/// gradients, summed in `f32` like the trainer's gradient all-reduce, agree to rounding.
+#[test]
+fn synchronized_batch_norm_on_one_rank_is_the_exact_reference_of_two() {
+    let (x, w) = data();
+    let sync = || {
+        BatchNorm::builder(3)
+            .sync_stats(true)
+            .build(&mut Rngs::new(0))
+            .unwrap()
+    };
+    let bn = sync();
+    let single: Arc<dyn Communicator> = Arc::new(Single);
+    let (y, gx, gscale) = scope(&single, false, || bn_grads(&bn, &x, &w));
+    let (x2, w2) = (x.clone(), w.clone());
+    let per_rank = on_ranks(2, move |comm| {
+        let bn = sync();
+        let r = comm.rank();
+        let (xs, ws) = (
+            x2.narrow(0, 4 * r, 4).unwrap(),
+            w2.narrow(0, 4 * r, 4).unwrap(),
+        );
+        let (y, gx, gs) = scope(&comm, false, || bn_grads(&bn, &xs, &ws));
+        (y, gx, gs, bn.mean.value(), bn.var.value())
+    });
+    let cat = |i: usize| {
+        let parts: Vec<Tensor> = per_rank.iter().map(|p| [&p.0, &p.1][i].clone()).collect();
+        Tensor::cat(&parts, 0).unwrap()
+    };
+    assert_eq!(max_abs(&cat(0), &y), 0.0, "outputs");
+    assert_eq!(max_abs(&cat(1), &gx), 0.0, "input gradients");
+    for rank in &per_rank {
+        assert_eq!(max_abs(&rank.3, &bn.mean.value()), 0.0, "running mean");
+        assert_eq!(max_abs(&rank.4, &bn.var.value()), 0.0, "running variance");
+    }
+    let gs = (&per_rank[0].2 + &per_rank[1].2).unwrap();
+    assert!(max_abs(&gs, &gscale) < 1e-6, "scale gradient");
+}
+
 #[test]
 fn per_replica_batch_norm_uses_each_shard() {
     let (x, _) = data();

@@ -18,9 +18,17 @@ use crate::{module, BatchStat, Mode, ModulePath, Param, Result};
 /// its own shard's statistics and keeps its own running averages (no communication in the
 /// forward pass). `.sync_stats(true)` (NNX: `axis_name`) sums the per-feature counts, sums
 /// and sums of squares over the ranks of the training step's communicator, inside autograd,
-/// so every rank normalizes with the global batch's statistics: N ranks compute exactly what
-/// one process computes on the whole batch, and the running averages stay identical. Outside
-/// a multi-rank training step both modes are the same.
+/// so every rank normalizes with the global batch's statistics: N ranks compute what one
+/// process computes on the whole batch, and the running averages stay identical.
+///
+/// Synchronized mode takes the same code path at every world size, one rank included (within
+/// a trainer's step; outside one, such as a direct call, there is no communicator and the
+/// layer computes locally, with the fused kernel): the statistics and the normalization are
+/// computed in `f64` and rounded to the input's dtype at the end, so the per-rank partial sums
+/// added in rank order round to the same values as one sum over the whole batch, and a
+/// one-process run in synchronized mode is the exact reference of an N-rank run up to the
+/// summation order of the gradients. It is slower than the fused `f32` kernel of per-replica
+/// mode.
 #[module(serde)]
 #[derive(Debug)]
 #[check(num_features > 0, "num_features must be positive, got {num_features}")]
@@ -90,9 +98,7 @@ impl BatchNorm {
             let training = self.mode.resolve(train);
             let synced = self.synced_communicator().filter(|_| training);
             if let Some(comm) = &synced {
-                let (mean, var) = self.global_stats(x2, comm)?;
-                self.update_running(&mean.detach().squeeze(0)?, &var.detach().squeeze(0)?)?;
-                return self.normalize(x2, &mean, var);
+                return self.synced_train(x2, comm);
             }
             if training {
                 if let Some(y) = self.fused_train(x2)? {
@@ -119,40 +125,49 @@ impl BatchNorm {
 
 impl BatchNorm {
     /// `(x - mean) / sqrt(var + eps) * scale + bias` for `(rows, features)` input and
-    /// `(1, features)` statistics.
+    /// `(1, features)` statistics, in the dtype of `x2` (scale and bias converted to it).
     fn normalize(&self, x2: &Tensor, mean: &Tensor, var: Tensor) -> Result<Tensor> {
+        let dtype = x2.dtype();
         let mut mul = (var + self.epsilon)?.sqrt()?.recip()?;
         if let Some(scale) = &self.scale {
-            mul = mul.broadcast_mul(scale)?;
+            mul = mul.broadcast_mul(&scale.to_dtype(dtype)?)?;
         }
         let mut y = x2.broadcast_sub(mean)?.broadcast_mul(&mul)?;
         if let Some(bias) = &self.bias {
-            y = y.broadcast_add(bias)?;
+            y = y.broadcast_add(&bias.to_dtype(dtype)?)?;
         }
         Ok(y)
     }
 
-    /// The communicator to synchronize with: `sync_stats` (or the trainer's `sync_batch_stats`)
-    /// and a multi-rank step in progress.
+    /// The communicator to synchronize with: `sync_stats` (or the trainer's
+    /// `sync_batch_stats`) and a training step in progress, of any world size (one rank takes
+    /// the same path as N, so it is their exact reference).
     fn synced_communicator(&self) -> Option<Arc<dyn Communicator>> {
         if !(self.sync_stats || distributed::batch_stats_synced()) {
             return None;
         }
-        distributed::current().filter(|c| c.world_size() > 1)
+        distributed::current()
     }
 
-    /// Mean and biased variance `(1, features)` of the global batch: row counts, sums and
-    /// sums of squares all-reduced (differentiably) over the ranks.
-    fn global_stats(&self, x2: &Tensor, comm: &Arc<dyn Communicator>) -> Result<(Tensor, Tensor)> {
+    /// Training mode with the global batch's statistics: computed in `f64` from the row
+    /// counts, sums and sums of squares all-reduced (differentiably) over the ranks, the
+    /// normalization in `f64` too, rounded to the input's dtype at the end.
+    fn synced_train(&self, x2: &Tensor, comm: &Arc<dyn Communicator>) -> Result<Tensor> {
         let f = self.num_features;
-        let rows = Tensor::new(&[[x2.dim(0)? as f32]], x2.device())?.to_dtype(x2.dtype())?;
-        let local = Tensor::cat(&[&x2.sum_keepdim(0)?, &x2.sqr()?.sum_keepdim(0)?, &rows], 1)?;
+        let x = x2.to_dtype(DType::F64)?;
+        let rows = Tensor::new(&[[x.dim(0)? as f64]], x.device())?;
+        let local = Tensor::cat(&[&x.sum_keepdim(0)?, &x.sqr()?.sum_keepdim(0)?, &rows], 1)?;
         let total = distributed::all_reduce_sum(&local, comm)?;
         let count = total.narrow(1, 2 * f, 1)?;
         let mean = total.narrow(1, 0, f)?.broadcast_div(&count)?;
         let sq = total.narrow(1, f, f)?.broadcast_div(&count)?;
         let var = (sq - mean.sqr()?)?.relu()?;
-        Ok((mean, var))
+        let dtype = self.mean.value().dtype();
+        self.update_running(
+            &mean.detach().squeeze(0)?.to_dtype(dtype)?,
+            &var.detach().squeeze(0)?.to_dtype(dtype)?,
+        )?;
+        Ok(self.normalize(&x, &mean, var)?.to_dtype(x2.dtype())?)
     }
 }
 

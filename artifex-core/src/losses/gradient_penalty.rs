@@ -87,9 +87,9 @@ pub fn wgan_gp_penalty(
 ) -> Result<Tensor> {
     check_batch("wgan_gp_penalty", real, Some(fake))?;
     let n = real.dim(0)?;
-    let eps = rng
-        .next_key()
-        .uniform(&[n], 0.0, 1.0, real.dtype(), real.device())?;
+    // Under data-parallel training each rank keeps its rows of the global batch's draw.
+    let key = rng.next_key();
+    let eps = crate::distributed::uniform_rows(&key, &[n], 0.0, 1.0, real.dtype(), real.device())?;
     wgan_gp_penalty_at(critic, real, fake, &eps)
 }
 
