@@ -108,7 +108,7 @@ impl CheckpointFile {
         load_entries(
             module,
             &self.path,
-            specs,
+            &specs,
             options,
             |i| Values::from_view(&views[i].1),
             |bytes: &[u8]| self.release(bytes.as_ptr() as usize - base, bytes.len()),

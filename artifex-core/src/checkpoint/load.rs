@@ -30,7 +30,7 @@ impl<'a> Values<'a> {
 pub(crate) fn load_entries<'v, M: Module>(
     module: &M,
     name: &str,
-    file: Vec<EntrySpec>,
+    file: &[EntrySpec],
     options: &LoadOptions,
     values: impl Fn(usize) -> Result<Values<'v>>,
     mut release: impl FnMut(&[u8]),
@@ -38,7 +38,6 @@ pub(crate) fn load_entries<'v, M: Module>(
     let state = module.state();
     let model = model_specs(module);
     // The model's entries carry the kinds; the plan reads no file entry's kind.
-    let file = &file[..];
     let plan = plan(&model, file, options);
     if options.strict && !plan.report.is_clean() {
         return Err(CheckpointError::Incompatible {
@@ -131,7 +130,7 @@ pub fn load_bytes<M: Module>(
     load_entries(
         module,
         NAME,
-        specs,
+        &specs,
         options,
         |i| Values::from_view(&views[i].1),
         |_| {},
@@ -159,7 +158,7 @@ where
     load_entries(
         module,
         "<tensor map>",
-        specs,
+        &specs,
         options,
         |i| Ok(Values::Tensor(entries[i].1)),
         |_: &[u8]| {},
