@@ -1,6 +1,6 @@
 //! The derived state tree: paths, kinds, containers, trainable vars, counts, summary.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -5,7 +5,7 @@
 //!   which the Python script loads into the NNX CustomVAE and checks against the outputs
 //!   stored beside it (`rust_vae.expected.safetensors`, computed here).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ use common::fixture::assert_close;
 use common::state_bytes;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/interop/{name}"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join(format!("tests/fixtures/interop/{name}"))
 }
 
 fn load_all(name: &str) -> HashMap<String, Tensor> {

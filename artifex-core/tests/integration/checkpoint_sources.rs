@@ -1,6 +1,6 @@
 //! One load logic for files, byte buffers and tensor maps; the explicit dtype policy.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! A model holding every new layer survives a safetensors round trip: same state, same eval
 //! outputs, and a resumed training step draws the same dropout masks and power iteration.
 
-mod common;
+use crate::common;
 
 use artifex_core::prelude::*;
 use common::state_bytes;

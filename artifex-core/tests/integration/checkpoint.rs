@@ -1,6 +1,6 @@
 //! Safetensors checkpoints: bitwise round trips, strict reports, corrupt and foreign files.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

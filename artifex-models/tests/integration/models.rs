@@ -1,7 +1,7 @@
 //! Every seed model: shapes, train/eval behaviour, checkpoint round trip, and one optimizer
 //! step that lowers its loss on a fixed batch.
 
-mod common;
+use crate::common;
 
 use artifex_core::optim::{Adam, Optimizer};
 use artifex_core::prelude::*;

@@ -1,6 +1,6 @@
 //! train()/eval() reach every nested layer; per-call overrides still work.
 
-mod common;
+use crate::common;
 
 use artifex_core::prelude::*;
 use common::{batch, bits};

@@ -1,6 +1,6 @@
 //! The seed's GAN pair, ported, loads Flax NNX state with no renaming and matches its outputs.
 
-mod common;
+use crate::common;
 
 use artifex_core::checkpoint::LoadOptions;
 use artifex_core::prelude::*;

@@ -2,7 +2,7 @@
 //! numpy arrays laid out as torch does) loads through the Adapter and reproduces torch's
 //! outputs.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 
@@ -13,7 +13,7 @@ use common::fixture::assert_close;
 use common::Mlp;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/interop/{name}"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join(format!("tests/fixtures/interop/{name}"))
 }
 
 /// `nn.Sequential` indices 0, 1 and 4 (ReLU and Dropout took 2 and 3) to our field names.

@@ -6,7 +6,7 @@
 //!
 //! ```sh
 //! ARTIFEX_FUZZ_CASES=100000 ARTIFEX_FUZZ_SEED=1 \
-//!     cargo test --release --test hostile_files -- --nocapture
+//!     cargo test --release -p artifex-models --test hostile_files -- --nocapture
 //! ```
 //!
 //! A failing case prints its seed and index; rerun with the same variables to reproduce.
@@ -16,6 +16,7 @@
 //! config decides what gets built, so it must be checked against the file before anything
 //! is allocated.
 
+#[path = "../../artifex-core/tests/common/mod.rs"]
 mod common;
 mod hostile_configs;
 mod seed_models;

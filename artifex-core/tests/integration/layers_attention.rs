@@ -1,8 +1,7 @@
 //! The seed's MultiHeadAttention against an f64 loop implementation, masks (fully masked rows
 //! included), dropout in train/eval, state paths and draw order, errors.
 
-#[path = "common/naive.rs"]
-mod naive;
+use crate::naive;
 
 use artifex_core::init::Initializer;
 use artifex_core::prelude::*;

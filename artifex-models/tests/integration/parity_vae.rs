@@ -1,6 +1,6 @@
 //! The seed's CustomVAE, ported, loads Flax NNX state with no renaming and matches its outputs.
 
-mod common;
+use crate::common;
 
 use artifex_core::prelude::*;
 use artifex_models::CustomVAE;

@@ -7,6 +7,16 @@ use std::path::PathBuf;
 use artifex_core::checkpoint::{CheckpointFile, LoadOptions, LoadReport};
 use artifex_core::prelude::*;
 
+/// The workspace's `tests/fixtures`, from any of its packages' tests (this module is shared by
+/// the tests of artifex-core, artifex-models and the root package).
+pub fn fixtures_dir() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("tests/fixtures"))
+        .find(|dir| dir.is_dir())
+        .expect("tests/fixtures in the workspace")
+}
+
 /// One fixture file: tensors by key plus its config JSON.
 pub struct Fixture {
     pub path: PathBuf,
@@ -16,8 +26,7 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn open(name: &str) -> Self {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("tests/fixtures/nnx/{name}.safetensors"));
+        let path = fixtures_dir().join(format!("nnx/{name}.safetensors"));
         let tensors = candle_core::safetensors::load(&path, &Device::Cpu).expect("fixture loads");
         let meta = CheckpointFile::open(&path)
             .and_then(|f| f.metadata())

@@ -2,7 +2,7 @@
 //! guard of a GAN step, GAN resume, run-directory rules (fresh/resumed/overwrite, the lock),
 //! modes a user set, stop requests, the history, the log's precision and the loss plot.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -4,7 +4,7 @@
 //! model. Ignored by default (it writes 1 GiB); run it with
 //!
 //! ```sh
-//! cargo test --release --test large_checkpoint -- --ignored --nocapture
+//! cargo test --release -p artifex-core --test large_checkpoint -- --ignored --nocapture
 //! ```
 
 use artifex_core::prelude::*;

@@ -15,7 +15,7 @@ use artifex_core::prelude::*;
 const CASES: [&str; 4] = ["gaussian", "identical", "ill_conditioned", "blocks"];
 
 fn fixture(name: &str) -> HashMap<String, Tensor> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .join(format!("tests/fixtures/metrics/{name}.safetensors"));
     candle_core::safetensors::load(&path, &Device::Cpu).expect("fixture loads")
 }
@@ -208,7 +208,7 @@ mod mnist_fid {
     use artifex_models::{MnistClassifier, MnistFid, SHIPPED_WEIGHTS};
 
     fn mnist() -> Mnist {
-        Mnist::load_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist10k"))
+        Mnist::load_dir(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("data/mnist10k"))
             .expect("mnist")
     }
 

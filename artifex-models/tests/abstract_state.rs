@@ -241,7 +241,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// `from_checkpoint` of the main job's CustomVAE (784-512-256-128) and of bench_vae's ~97 MB
 /// one (2048-2560-2048) against what it did before (build from the config with random
 /// values, then load), interleaved:
-/// `cargo test --release --test abstract_state -- --ignored --nocapture from_checkpoint_timing`.
+/// `cargo test --release -p artifex-models --test abstract_state -- --ignored --nocapture from_checkpoint_timing`.
 #[test]
 #[ignore = "timing; run by hand"]
 fn from_checkpoint_timing() {

@@ -18,7 +18,7 @@ struct Fixture {
 
 impl Fixture {
     fn open(name: &str) -> Self {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .join(format!("tests/fixtures/nnx/{name}.safetensors"));
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("header");
@@ -82,7 +82,7 @@ impl Fixture {
     /// Loads every `state.<path>` into the module through our checkpoint loader (strict on
     /// params and batch stats: the NNX names must already agree, nothing is renamed).
     fn load_state<M: Module>(&self, model: &mut M) {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .join(format!("tests/fixtures/nnx/{}.safetensors", self.name));
         let report = model
             .load_safetensors_with(&path, &LoadOptions::nnx().with_prefix("state."))

@@ -2,7 +2,7 @@
 //! README's recipe), and the lenient loads that must not pass for success: a file that
 //! matches nothing, a wrong prefix, a corrupt rng counter.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,7 +26,7 @@ struct Classifier {
 
 /// The PyTorch file of `tests/fixtures/interop` (written by python/torch_layout_fixture.py).
 fn torch_file() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/interop/torch_mlp.safetensors")
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("tests/fixtures/interop/torch_mlp.safetensors")
 }
 
 /// A `state_dict` holding one pretrained conv (`conv.weight`, `conv.bias`), converted.

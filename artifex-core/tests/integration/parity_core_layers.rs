@@ -1,7 +1,7 @@
 //! Linear, BatchNorm and LayerNorm against Flax NNX: outputs, updated batch statistics and
 //! gradients of `sum(out * r)` w.r.t. input and params, within 1e-5 relative.
 
-mod common;
+use crate::common;
 
 use artifex_core::prelude::*;
 use candle_core::Var;

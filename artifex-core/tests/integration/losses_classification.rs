@@ -25,7 +25,7 @@ const CASES: [&str; 5] = [
 fn fixtures() -> HashMap<String, Tensor> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/optax/classification.safetensors"
+        "/../tests/fixtures/optax/classification.safetensors"
     );
     artifex_core::candle_core::safetensors::load(path, &Device::Cpu).expect("fixture file")
 }

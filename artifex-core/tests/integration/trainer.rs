@@ -1,6 +1,6 @@
 //! The Trainer: bitwise resume, the NaN guard, evaluation and checkpoint rotation.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,8 +2,7 @@
 //! (convergence to the largest singular value from a Jacobi eigen-solve of W^T W), its
 //! gradient, the L2 penalty, state and errors.
 
-#[path = "common/naive.rs"]
-mod naive;
+use crate::naive;
 
 use artifex_core::init::Initializer;
 use artifex_core::prelude::*;

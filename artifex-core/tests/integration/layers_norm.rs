@@ -1,7 +1,6 @@
 //! GroupNorm and RMSNorm against f64 loops, gradients against finite differences, errors.
 
-#[path = "common/naive.rs"]
-mod naive;
+use crate::naive;
 
 use artifex_core::prelude::*;
 use naive::{assert_close, Arr};

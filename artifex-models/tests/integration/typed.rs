@@ -1,7 +1,7 @@
 //! Compile-time shapes: the typed CustomVAE is its dynamic twin (parameters, outputs, a
 //! training step, checkpoints, bit for bit), and typed convolutions chain by channels.
 
-mod common;
+use crate::common;
 
 use artifex_core::optim::{Adam, Optimizer};
 use artifex_core::prelude::*;

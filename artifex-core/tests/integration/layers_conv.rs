@@ -1,8 +1,7 @@
 //! Conv and ConvTranspose against direct f64 loops (outputs and gradients), shapes, padding
 //! rules, errors.
 
-#[path = "common/naive.rs"]
-mod naive;
+use crate::naive;
 
 use artifex_core::init::{self, Initializer};
 use artifex_core::prelude::*;
