@@ -4,7 +4,7 @@
     python3 python/make_classification_fixtures.py
 
 Writes tests/fixtures/optax/classification.safetensors, read by
-tests/losses_classification.rs. Each case `<case>` holds:
+artifex-core/tests/integration/losses_classification.rs. Each case `<case>` holds:
 
   <case>.logits            logits (*leading, C), f32 or f64
   <case>.labels            integer labels (*leading), u32 / i64 / u8

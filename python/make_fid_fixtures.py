@@ -3,7 +3,7 @@
 
     python3 python/make_fid_fixtures.py
 
-Writes tests/fixtures/metrics/<case>.safetensors, read by tests/metrics.rs. Each file holds
+Writes tests/fixtures/metrics/<case>.safetensors, read by artifex-models/tests/integration/metrics.rs. Each file holds
 
   real, generated   feature sets (N, D), f32 (both sides convert them to f64 exactly)
   fid               f64 scalar: pytorch-fid's `calculate_frechet_distance` formula on the

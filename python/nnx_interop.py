@@ -8,11 +8,11 @@
     `nnx.state(model, (nnx.Param, nnx.BatchStat))` with `.`-joined paths using the standard
     `safetensors.flax.save_file` to tests/fixtures/interop/nnx_vae_state.safetensors, and its
     outputs to nnx_vae_state.expected.safetensors (config in the metadata). The Rust test
-    tests/interop_nnx.rs loads the state into `artifex_models::CustomVAE` with
+    artifex-models/tests/integration/interop_nnx.rs loads the state into `artifex_models::CustomVAE` with
     `LoadOptions::nnx()` and no renaming.
 
 (b) artifex -> NNX. Reads tests/fixtures/interop/rust_vae.safetensors, a checkpoint written by
-    the Rust code (`cargo test --release --test interop_nnx -- --ignored write_rust_vae_fixture`),
+    the Rust code (`cargo test --release -p artifex-models --test integration -- --ignored write_rust_vae_fixture`),
     rebuilds the NNX CustomVAE from the config stored in its metadata, loads every Param and
     BatchStat by path (the only other keys allowed are artifex's rng state `rngs.key` /
     `rngs.count`), and checks NNX's outputs against the ones the Rust code computed and stored
@@ -92,7 +92,7 @@ def import_rust_checkpoint() -> bool:
     path = OUT / "rust_vae.safetensors"
     if not path.exists():
         print(f"(b) {path.relative_to(REPO)} is missing; write it with\n"
-              "    cargo test --release --test interop_nnx -- --ignored write_rust_vae_fixture")
+              "    cargo test --release -p artifex-models --test integration -- --ignored write_rust_vae_fixture")
         return False
     with safe_open(str(path), "np") as f:
         meta = f.metadata()

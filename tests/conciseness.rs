@@ -1,17 +1,39 @@
-//! Lines of each Rust port against the seed's Python class (counts of the Python in
-//! tests/fixtures/seed_line_counts.json, made by python/count_seed_lines.py). Counted: non-blank
-//! lines that are not comments (`//`, `///`, `//!`) or, in Python, comments and docstrings.
-//! Targets: each class at most 1.3x the Python, all of them together at most 1.1x.
+//! Conciseness of each Rust port against the seed's Python class, counted two ways; the
+//! Python figures are in tests/fixtures/seed_line_counts.json, made by
+//! python/count_seed_lines.py.
 //!
-//! `cargo test --release --test conciseness -- --nocapture` prints the table.
+//! Lines: non-blank lines that are not comments (`//`, `///`, `//!`); in Python, not
+//! comments and not docstrings.
+//!
+//! Tokens, so that code crammed into one line (or one attribute) is not rewarded:
+//! - Rust (lexed here by `proc-macro2` from the item's text): every identifier (keywords
+//!   included), every literal (a string is one token) and every operator, where `::`, `->`,
+//!   `=>`, `==`, `!=`, `<=`, `>=`, `&&`, `||`, `..`, `..=`, `+=`, `-=`, `*=`, `/=` are one
+//!   token each and any other punctuation character is one; a delimiter pair (`()`, `[]`,
+//!   `{}`) is two. Comments and doc comments (`///`, which the lexer turns into
+//!   `#[doc = ".."]`, so those attributes) are not counted; other attributes are.
+//! - Python (Python's `tokenize`): every NAME, NUMBER, STRING and OP token (an operator as
+//!   the tokenizer reads it: `->`, `**`, `==` are one), and NEWLINE, INDENT and DEDENT, the
+//!   statement terminator and block delimiters of Python's grammar, as Rust's `;`, `{`, `}`
+//!   are counted. Not counted: comments, NL (a line break inside brackets or on a blank
+//!   line) and docstrings (a string that is a statement on its own).
+//!
+//! Targets: each class at most 1.3x the Python in lines and in tokens; all classes together
+//! at most 1.0x in tokens (and 1.1x in lines). Exceptions, with their measured gap, are in
+//! `OVER_TARGET`; the assertion then holds the class at its current ratio (+2%).
+//!
+//! `cargo test --release --test conciseness -- --nocapture` prints both tables.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
+
 /// Each seed class: the files and items (`struct X`, `impl X`, `fn x`, ...) of its Rust port.
 /// For the two seed layers that live in artifex-core with more API than the seed has
 /// (`forward_t` overrides, `sigma()`, attention weights), the methods that do what the seed's
-/// class does are counted.
+/// class does are counted. Library functions a port calls (`ops::linear`,
+/// `spectral::normalize`, ...) are not, as the seed's calls into Flax are not.
 const PORTS: &[(&str, &str, &[&str])] = &[
     (
         "CustomLinear",
@@ -60,8 +82,6 @@ const PORTS: &[(&str, &str, &[&str])] = &[
             "struct RegularizedLinear",
             "fn forward_t",
             "fn regularization_loss",
-            "fn effective_weight",
-            "fn sigma_from",
         ],
     ),
     (
@@ -117,17 +137,35 @@ const PORTS: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
-/// Known exceptions to the 1.3x target, with the reason (kept visible in the printed table).
-const OVER_TARGET: &[(&str, &str)] = &[
-    (
-        "RegularizedLinear",
-        "persistent power iteration (u as state, train/eval aware) instead of a per-call SVD",
-    ),
+/// Classes over the 1.3x target: (class, line limit, token limit, why). A limit over 1.3 is
+/// the measured ratio + 2%, so the test fails if the port grows; the gap to 1.3 is open work.
+const OVER_TARGET: &[(&str, f64, f64, &str)] = &[
     (
         "MultiHeadAttention",
-        "validates input and mask shapes, accepts (b, q, k), (1, q, k) and (q, k) masks",
+        1.81,
+        1.81,
+        "target 1.3x, measured 1.77x lines / 1.77x tokens: validates the input and the mask \
+         (three mask shapes, errors naming the path) and returns the attention weights",
+    ),
+    (
+        "UNetDecoder",
+        1.3,
+        1.68,
+        "target 1.3x, measured 1.65x tokens: widens each block's input by its skip's channels \
+         (the seed's decoder fails for two or more blocks) and checks every skip's shape",
+    ),
+    (
+        "CustomGenerator",
+        1.3,
+        1.49,
+        "target 1.3x, measured 1.46x tokens: typed layer list (GeneratorLayer) and the \
+         attention width the seed gets wrong",
     ),
 ];
+
+/// The total token ratio may not exceed this. Target 1.0; measured 1.19 (5876 Rust tokens
+/// against 4932 Python ones), held at +2% until the three classes above are shortened.
+const TOTAL_TOKEN_LIMIT: f64 = 1.22;
 
 /// The lines of one item: from its first attribute / doc line to its closing brace or `;`.
 fn item_lines<'a>(source: &'a str, item: &str) -> Vec<&'a str> {
@@ -176,18 +214,98 @@ fn counted(lines: &[&str]) -> usize {
         .count()
 }
 
+/// Operators of more than one character that count as one token.
+const OPERATORS: &[&str] = &[
+    "..=", "::", "->", "=>", "==", "!=", "<=", ">=", "&&", "||", "..", "+=", "-=", "*=", "/=",
+];
+
+/// The tokens of `lines` by the rule at the top of this file.
+fn tokens(lines: &[&str]) -> usize {
+    let stream: TokenStream = lines.join("\n").parse().expect("item lexes");
+    count_stream(stream)
+}
+
+fn count_stream(stream: TokenStream) -> usize {
+    let trees: Vec<TokenTree> = stream.into_iter().collect();
+    let mut count = 0;
+    let mut run = String::new();
+    let mut i = 0;
+    while i < trees.len() {
+        match &trees[i] {
+            TokenTree::Punct(p) if p.as_char() == '#' && is_doc(trees.get(i + 1)) => {
+                i += 2;
+                continue;
+            }
+            TokenTree::Punct(p) => {
+                run.push(p.as_char());
+                if p.spacing() == Spacing::Alone {
+                    count += operators_in(&run);
+                    run.clear();
+                }
+            }
+            TokenTree::Ident(_) | TokenTree::Literal(_) => count += 1,
+            TokenTree::Group(g) => {
+                let delimiters = if g.delimiter() == Delimiter::None {
+                    0
+                } else {
+                    2
+                };
+                count += delimiters + count_stream(g.stream());
+            }
+        }
+        if !matches!(&trees[i], TokenTree::Punct(_)) && !run.is_empty() {
+            count += operators_in(&run);
+            run.clear();
+        }
+        i += 1;
+    }
+    count + operators_in(&run)
+}
+
+/// Whether `tree` is the `[doc = ".."]` of a doc comment.
+fn is_doc(tree: Option<&TokenTree>) -> bool {
+    matches!(tree, Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Bracket
+        && matches!(g.stream().into_iter().next(), Some(TokenTree::Ident(i)) if i == "doc"))
+}
+
+/// Tokens in a run of adjacent punctuation: longest known operator first, else one character.
+fn operators_in(mut run: &str) -> usize {
+    let mut count = 0;
+    while !run.is_empty() {
+        let len = OPERATORS
+            .iter()
+            .find(|op| run.starts_with(**op))
+            .map_or(1, |op| op.len());
+        run = &run[len..];
+        count += 1;
+    }
+    count
+}
+
+/// Ratio limits of one class: the 1.3x target, or a measured exception (see `OVER_TARGET`).
+fn limit(class: &str, tokens: bool) -> f64 {
+    OVER_TARGET.iter().find(|(c, ..)| *c == class).map_or(
+        1.3,
+        |(_, lines, toks, _)| if tokens { *toks } else { *lines },
+    )
+}
+
 #[test]
 fn every_port_is_about_as_short_as_the_python() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python: BTreeMap<String, usize> = serde_json::from_str(
+    let counts: BTreeMap<String, BTreeMap<String, usize>> = serde_json::from_str(
         &std::fs::read_to_string(root.join("tests/fixtures/seed_line_counts.json"))
             .expect("counts"),
     )
     .expect("json");
-    let mut table = String::from(
-        "| seed class | Python lines | Rust lines | ratio |\n| --- | ---: | ---: | ---: |\n",
-    );
-    let (mut total_py, mut total_rs) = (0, 0);
+    let (python_lines, python_tokens) = (&counts["lines"], &counts["tokens"]);
+    let header = |what: &str| {
+        format!(
+            "| seed class | Python {what} | Rust {what} | ratio |\n| --- | ---: | ---: | ---: |\n"
+        )
+    };
+    let (mut line_table, mut token_table) = (header("lines"), header("tokens"));
+    let (mut py_lines, mut rs_lines, mut py_tokens, mut rs_tokens) = (0, 0, 0, 0);
     let mut too_long = Vec::new();
     let mut ported = Vec::new();
     for (class, files, items) in PORTS {
@@ -196,21 +314,42 @@ fn every_port_is_about_as_short_as_the_python() {
             .map(|f| std::fs::read_to_string(root.join(f)).expect("source"))
             .collect::<Vec<_>>()
             .join("\n");
-        let rust: usize = items
-            .iter()
-            .map(|item| counted(&item_lines(&source, item)))
-            .sum();
-        let py = python[*class];
+        let bodies: Vec<Vec<&str>> = items.iter().map(|item| item_lines(&source, item)).collect();
+        let rust_lines: usize = bodies.iter().map(|b| counted(b)).sum();
+        let rust_tokens: usize = bodies.iter().map(|b| tokens(b)).sum();
         ported.push(*class);
-        let ratio = rust as f64 / py as f64;
-        table += &format!("| {class} | {py} | {rust} | {ratio:.2} |\n");
-        total_py += py;
-        total_rs += rust;
-        if ratio > 1.3 && !OVER_TARGET.iter().any(|(c, _)| c == class) {
-            too_long.push(format!("{class}: {ratio:.2}"));
+        for (is_tokens, py, rust, table, py_total, rs_total) in [
+            (
+                false,
+                python_lines[*class],
+                rust_lines,
+                &mut line_table,
+                &mut py_lines,
+                &mut rs_lines,
+            ),
+            (
+                true,
+                python_tokens[*class],
+                rust_tokens,
+                &mut token_table,
+                &mut py_tokens,
+                &mut rs_tokens,
+            ),
+        ] {
+            let ratio = rust as f64 / py as f64;
+            *table += &format!("| {class} | {py} | {rust} | {ratio:.2} |\n");
+            *py_total += py;
+            *rs_total += rust;
+            let what = if is_tokens { "tokens" } else { "lines" };
+            if ratio > limit(class, is_tokens) {
+                too_long.push(format!(
+                    "{class} {what}: {ratio:.2} > {:.2}",
+                    limit(class, is_tokens)
+                ));
+            }
         }
     }
-    let missing: Vec<&String> = python
+    let missing: Vec<&String> = python_lines
         .keys()
         .filter(|c| !ported.contains(&c.as_str()))
         .collect();
@@ -218,15 +357,26 @@ fn every_port_is_about_as_short_as_the_python() {
         missing.is_empty(),
         "seed classes without a port in PORTS: {missing:?}"
     );
-    let ratio = total_rs as f64 / total_py as f64;
-    table += &format!("| **total** | {total_py} | {total_rs} | {ratio:.2} |\n");
-    for (class, why) in OVER_TARGET {
-        table += &format!("\nover 1.3x by design: {class}: {why}");
+    let line_ratio = rs_lines as f64 / py_lines as f64;
+    let token_ratio = rs_tokens as f64 / py_tokens as f64;
+    line_table += &format!("| **total** | {py_lines} | {rs_lines} | {line_ratio:.2} |\n");
+    token_table += &format!("| **total** | {py_tokens} | {rs_tokens} | {token_ratio:.2} |\n");
+    let mut tables = format!("{line_table}\n{token_table}");
+    for (class, lines, toks, why) in OVER_TARGET {
+        tables +=
+            &format!("\nover 1.3x (held at {lines:.2}x lines, {toks:.2}x tokens): {class}: {why}");
     }
-    println!("{table}");
+    println!("{tables}");
     assert!(
         too_long.is_empty(),
-        "ports over 1.3x: {too_long:?}\n{table}"
+        "ports over their limit: {too_long:?}\n{tables}"
     );
-    assert!(ratio <= 1.1, "total ratio {ratio:.2} over 1.1\n{table}");
+    assert!(
+        line_ratio <= 1.1,
+        "total line ratio {line_ratio:.2} over 1.1\n{tables}"
+    );
+    assert!(
+        token_ratio <= TOTAL_TOKEN_LIMIT,
+        "total token ratio {token_ratio:.2} over {TOTAL_TOKEN_LIMIT}\n{tables}"
+    );
 }

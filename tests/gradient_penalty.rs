@@ -3,6 +3,7 @@
 //! discriminator parameter, with and without spectral normalization; the penalty in the
 //! adversarial trainer.
 
+#[path = "../artifex-core/tests/common/mod.rs"]
 mod common;
 
 use std::collections::HashMap;

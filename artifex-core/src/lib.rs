@@ -151,6 +151,7 @@ pub mod ops;
 pub mod optim;
 mod path;
 mod rng;
+pub mod spectral;
 mod state;
 mod summary;
 pub mod train;

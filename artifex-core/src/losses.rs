@@ -143,6 +143,23 @@ pub fn l2_penalty(params: &[(String, crate::Param)], weight: f64) -> Result<Tens
     penalty(params, weight, |p| Ok(p.sqr()?.sum_all()?))
 }
 
+/// Weight decay of one tensor: `factor * sum(t²)`, a scalar tensor; a constant zero (no
+/// gradient, nothing computed) when `factor` is 0.
+///
+/// ```
+/// use artifex_core::candle_core::{Device, Tensor};
+/// let w = Tensor::new(&[1f32, 2.0], &Device::Cpu)?;
+/// let l = artifex_core::losses::weight_decay(&w, 0.5)?;
+/// assert_eq!(l.to_scalar::<f32>()?, 2.5);
+/// # Ok::<(), artifex_core::Error>(())
+/// ```
+pub fn weight_decay(t: &Tensor, factor: f64) -> Result<Tensor> {
+    if factor == 0.0 {
+        return Ok(Tensor::zeros((), t.dtype(), t.device())?);
+    }
+    Ok((t.sqr()?.sum_all()? * factor)?)
+}
+
 /// `weight * sum(|p|)` over `params`, a scalar tensor.
 pub fn l1_penalty(params: &[(String, crate::Param)], weight: f64) -> Result<Tensor> {
     penalty(params, weight, |p| Ok(p.abs()?.sum_all()?))

@@ -1,4 +1,5 @@
-//! Tensor operations with a fused CPU kernel behind them where one applies.
+//! Tensor operations with a fused CPU kernel behind them where one applies, for layers
+//! written by hand as much as for the core's.
 //!
 //! ```
 //! use artifex_core::candle_core::{Device, Tensor};
@@ -26,4 +27,54 @@ pub fn cat(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
         }
     }
     Ok(Tensor::cat(tensors, dim)?)
+}
+
+/// `x @ kernel + bias` over the last axis of `x (..., in)` for any leading dimensions, with
+/// `kernel (in, out)` and `bias (out,)`: what [`Linear`](crate::layers::Linear) computes, for
+/// layers that transform their weight first (spectral normalization, masks, low-rank
+/// updates). Contiguous `f32` CPU operands with a bias go through one fused op (bias and
+/// product in one buffer).
+///
+/// ```
+/// use artifex_core::candle_core::{Device, Tensor};
+/// let x = Tensor::new(&[[[1f32, 2.0]]], &Device::Cpu)?; // (1, 1, 2)
+/// let kernel = Tensor::new(&[[1f32, 0.0, 1.0], [0.0, 1.0, 1.0]], &Device::Cpu)?;
+/// let bias = Tensor::new(&[0f32, 0.0, 0.5], &Device::Cpu)?;
+/// let y = artifex_core::ops::linear(&x, &kernel, Some(&bias))?;
+/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, [1.0, 2.0, 3.5]);
+/// # Ok::<(), artifex_core::Error>(())
+/// ```
+pub fn linear(x: &Tensor, kernel: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    over_rows(x, kernel.dim(1)?, |x2| {
+        if let Some(b) = bias {
+            use crate::kernels::{applies, linear};
+            if applies(x2) && applies(kernel) && applies(b) {
+                return Ok(linear::linear_bias(x2, kernel, b)?);
+            }
+        }
+        let y = x2.matmul(kernel)?;
+        Ok(match bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    })
+}
+
+/// Applies `f` to `x` flattened to `(rows, features)` and restores the leading dimensions,
+/// with `out_features` as the new last dimension.
+pub(crate) fn over_rows(
+    x: &Tensor,
+    out_features: usize,
+    f: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let dims = x.dims();
+    if dims.len() == 2 {
+        return f(x);
+    }
+    let features = dims[dims.len() - 1];
+    let rows = x.elem_count() / features.max(1);
+    let y = f(&x.reshape((rows, features))?)?;
+    let mut out = dims[..dims.len() - 1].to_vec();
+    out.push(out_features);
+    Ok(y.reshape(out)?)
 }

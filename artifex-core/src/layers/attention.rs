@@ -51,7 +51,7 @@ pub struct MultiHeadAttention {
     #[init(Linear::new(hidden_size, hidden_size, rngs)?)]
     pub out_proj: Linear,
     /// Dropout on the attention weights; `None` when `dropout_rate` is 0.
-    #[init(if dropout_rate > 0.0 { Some(Dropout::new(dropout_rate, rngs)?) } else { None })]
+    #[init(Dropout::optional(dropout_rate, rngs)?)]
     pub dropout: Option<Dropout>,
     /// Model width (the last axis of the input).
     #[config]

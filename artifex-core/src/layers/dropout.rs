@@ -49,3 +49,23 @@ impl Dropout {
         self.mode.is_training()
     }
 }
+
+impl Dropout {
+    /// A `Dropout` of `rate` when `rate > 0`, else `None` (no layer and no state): the
+    /// `nnx.Dropout(rate) if rate > 0 else None` of layers whose dropout is optional.
+    ///
+    /// ```
+    /// use artifex_core::{layers::Dropout, Rngs};
+    /// let rngs = &mut Rngs::new(0);
+    /// assert!(Dropout::optional(0.0, rngs)?.is_none());
+    /// assert!(Dropout::optional(0.1, rngs)?.is_some());
+    /// # Ok::<(), artifex_core::Error>(())
+    /// ```
+    pub fn optional(rate: f64, rngs: &mut crate::Rngs) -> Result<Option<Self>> {
+        if rate > 0.0 {
+            Ok(Some(Self::new(rate, rngs)?))
+        } else {
+            Ok(None)
+        }
+    }
+}

@@ -49,24 +49,6 @@ impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.path
             .expect_features("Linear", x, 1, self.in_features)?;
-        if x.rank() == 1 {
-            return self
-                .forward(&x.unsqueeze(0)?)?
-                .squeeze(0)
-                .map_err(Into::into);
-        }
-        super::over_rows(x, self.out_features, |x2| {
-            if let Some(b) = &self.bias {
-                use crate::kernels::{applies, linear};
-                if applies(x2) && applies(&self.kernel) && applies(b) {
-                    return Ok(linear::linear_bias(x2, &self.kernel, b)?);
-                }
-            }
-            let y = x2.matmul(&self.kernel)?;
-            Ok(match &self.bias {
-                Some(b) => y.broadcast_add(b)?,
-                None => y,
-            })
-        })
+        crate::ops::linear(x, &self.kernel, self.bias.as_deref())
     }
 }

@@ -29,21 +29,4 @@ pub use padding::Padding;
 pub use regularized_linear::{RegularizedLinear, RegularizedLinearArgs, RegularizedLinearBuilder};
 pub use rms_norm::{RMSNorm, RMSNormArgs, RMSNormBuilder};
 
-/// Applies `f` to `x` flattened to `(rows, features)` and restores the leading dimensions,
-/// with `out_features` as the new last dimension.
-pub(crate) fn over_rows(
-    x: &candle_core::Tensor,
-    out_features: usize,
-    f: impl FnOnce(&candle_core::Tensor) -> crate::Result<candle_core::Tensor>,
-) -> crate::Result<candle_core::Tensor> {
-    let dims = x.dims();
-    if dims.len() == 2 {
-        return f(x);
-    }
-    let features = dims[dims.len() - 1];
-    let rows = x.elem_count() / features.max(1);
-    let y = f(&x.reshape((rows, features))?)?;
-    let mut out = dims[..dims.len() - 1].to_vec();
-    out.push(out_features);
-    Ok(y.reshape(out)?)
-}
+pub(crate) use crate::ops::over_rows;

@@ -1,12 +1,7 @@
 use candle_core::{DType, Tensor};
 
 use super::Dropout;
-use crate::{module, BatchStat, Mode, ModulePath, Param, Result};
-
-/// `x / sqrt(sum(x^2) + eps)` (flax's `_l2_normalize`).
-fn l2_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
-    Ok(x.broadcast_div(&(x.sqr()?.sum_all()? + eps)?.sqrt()?)?)
-}
+use crate::{losses, module, ops, spectral, BatchStat, Mode, ModulePath, Param, Result};
 
 /// The seed's `RegularizedLinear`: `y = x @ weight + bias`, then dropout (when
 /// `dropout_rate > 0`), with an L2 penalty and optional spectral normalization.
@@ -15,13 +10,16 @@ fn l2_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
 /// seed's `jnp.zeros`), `dropout` (a [`Dropout`], only when `dropout_rate > 0`), and with
 /// `spectral_norm` a [`BatchStat`] `u (out,)`: the persistent power-iteration vector.
 ///
-/// Spectral normalization, done as SN-GAN (Miyato et al. 2018) instead of the seed's full SVD
-/// per call: each training-mode call runs one power iteration on the detached weight,
-/// `v = normalize(W u)`, `u <- normalize(W^T v)` (stored), and divides the weight by
-/// `sigma = v^T W u`, differentiable in `W` with `u`, `v` held constant. Eval mode uses the
-/// stored `u` without updating it: `v = normalize(W u)`, `sigma = v^T W u`. Across calls
-/// `sigma` converges to the largest singular value; `u` is saved in checkpoints, so a resumed
-/// run continues the iteration.
+/// Composed of the core's parts: the product is [`ops::linear`](crate::ops::linear) (what
+/// [`Linear`](super::Linear) computes; the fields keep the seed's names `weight` and `bias`,
+/// so checkpoints match the seed's NNX state), the output dropout a [`Dropout`], and the
+/// spectral normalization [`spectral::normalize`](crate::spectral::normalize), done as SN-GAN
+/// (Miyato et al. 2018) instead of the seed's full SVD per call: each training-mode call runs
+/// one power iteration on the detached weight, `v = normalize(W u)`, `u <- normalize(W^T v)`
+/// (stored), and divides the weight by `sigma = v^T W u`, differentiable in `W` with `u`, `v`
+/// held constant. Eval mode uses the stored `u` without updating it. Across calls `sigma`
+/// converges to the largest singular value; `u` is saved in checkpoints, so a resumed run
+/// continues the iteration.
 ///
 /// ```
 /// use artifex_core::{layers::RegularizedLinear, Rngs, candle_core::{DType, Device, Tensor}};
@@ -49,7 +47,7 @@ pub struct RegularizedLinear {
     #[init(Param::zeros(&[out_features], DType::F32, rngs)?)]
     pub bias: Param,
     /// Output dropout; `None` when `dropout_rate` is 0.
-    #[init(if dropout_rate > 0.0 { Some(Dropout::new(dropout_rate, rngs)?) } else { None })]
+    #[init(Dropout::optional(dropout_rate, rngs)?)]
     pub dropout: Option<Dropout>,
     /// Power-iteration vector `(out_features,)`, present with `spectral_norm`.
     #[batch_stat(init = crate::init::normal(1.0), shape = [out_features], when = spectral_norm)]
@@ -89,10 +87,8 @@ impl RegularizedLinear {
         self.path
             .expect_features("RegularizedLinear", x, 1, self.in_features)?;
         let training = self.mode.resolve(train);
-        let weight = self.effective_weight(training)?;
-        let y = super::over_rows(x, self.out_features, |x2| {
-            Ok(x2.matmul(&weight)?.broadcast_add(&self.bias)?)
-        })?;
+        let weight = spectral::normalize(&self.weight, self.u.as_ref(), training, self.sn_epsilon)?;
+        let y = ops::linear(x, &weight, Some(&self.bias))?;
         match &self.dropout {
             Some(dropout) => dropout.forward_t(&y, Some(training)),
             None => Ok(y),
@@ -101,55 +97,20 @@ impl RegularizedLinear {
 
     /// `weight_decay * sum(weight^2)` as a scalar tensor (zero when `weight_decay` is 0).
     pub fn regularization_loss(&self) -> Result<Tensor> {
-        if self.weight_decay == 0.0 {
-            return Ok(Tensor::zeros(
-                (),
-                self.weight.dtype(),
-                self.weight.device(),
-            )?);
-        }
-        Ok((self.weight.sqr()?.sum_all()? * self.weight_decay)?)
+        losses::weight_decay(&self.weight, self.weight_decay)
     }
 
     /// The current spectral-norm estimate `sigma` from the stored `u` (no update); `None`
     /// without `spectral_norm`.
     pub fn sigma(&self) -> Result<Option<Tensor>> {
-        match &self.u {
-            Some(u) => Ok(Some(
-                self.sigma_from(&u.value(), None)?.detach().reshape(())?,
-            )),
-            None => Ok(None),
-        }
-    }
-
-    /// The weight used by the forward pass: `weight / sigma` with spectral normalization.
-    fn effective_weight(&self, training: bool) -> Result<Tensor> {
-        let Some(u_stat) = &self.u else {
-            return Ok(self.weight.value().clone());
-        };
-        let u = u_stat.value();
-        let sigma = if training {
-            let w = self.weight.value().detach();
-            let v = l2_normalize(&w.matmul(&u.unsqueeze(1)?)?, self.sn_epsilon)?;
-            let u_new = l2_normalize(&w.t()?.matmul(&v)?, self.sn_epsilon)?.squeeze(1)?;
-            u_stat.set(&u_new)?;
-            self.sigma_from(&u_new, Some(&v))?
-        } else {
-            self.sigma_from(&u, None)?
-        };
-        Ok(self.weight.value().broadcast_div(&sigma)?)
-    }
-
-    /// `v^T W u` (a `(1, 1)` tensor, differentiable in `W`), with `v = normalize(W u)` unless
-    /// given.
-    fn sigma_from(&self, u: &Tensor, v: Option<&Tensor>) -> Result<Tensor> {
-        let w = self.weight.value();
-        let u = u.unsqueeze(1)?;
-        let v = match v {
-            Some(v) => v.clone(),
-            None => l2_normalize(&w.detach().matmul(&u)?, self.sn_epsilon)?,
-        };
-        Ok(v.t()?.matmul(w)?.matmul(&u)?)
+        self.u
+            .as_ref()
+            .map(|u| {
+                Ok(spectral::sigma(&self.weight, &u.value(), self.sn_epsilon)?
+                    .detach()
+                    .reshape(())?)
+            })
+            .transpose()
     }
 }
 
