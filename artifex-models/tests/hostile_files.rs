@@ -233,7 +233,7 @@ fn mutate(base: &[u8], rng: &mut Rng) -> Vec<u8> {
         // One number of the header (shape or offset) replaced.
         5 | 6 => {
             let text = String::from_utf8_lossy(&header).into_owned();
-            let runs: Vec<(usize, usize)> = number_runs(&text);
+            let runs: Vec<(usize, usize)> = hostile_configs::digit_runs(&text);
             if runs.is_empty() {
                 return b;
             }
@@ -291,24 +291,6 @@ fn mutate(base: &[u8], rng: &mut Rng) -> Vec<u8> {
         }
         _ => crafted(rng),
     }
-}
-
-fn number_runs(text: &str) -> Vec<(usize, usize)> {
-    let bytes = text.as_bytes();
-    let mut runs = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i].is_ascii_digit() {
-            let s = i;
-            while i < bytes.len() && bytes[i].is_ascii_digit() {
-                i += 1;
-            }
-            runs.push((s, i));
-        } else {
-            i += 1;
-        }
-    }
-    runs
 }
 
 fn pad(mut h: Vec<u8>) -> Vec<u8> {

@@ -26,7 +26,7 @@ const VALUES: &[&str] = &[
 ];
 
 /// `(start, end)` of every run of ASCII digits in `text`.
-fn digit_runs(text: &str) -> Vec<(usize, usize)> {
+pub(crate) fn digit_runs(text: &str) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
     let mut runs = Vec::new();
     let mut i = 0;
