@@ -234,7 +234,12 @@ impl Adam {
 }
 
 /// AdamW (`optax.adamw`): Adam with decoupled weight decay, `p -= lr * (adam_update + wd * p)`,
-/// applied to every parameter given.
+/// applied to every parameter given that has a gradient in the step.
+///
+/// A parameter without a gradient in a step (frozen with `Module::freeze` after the optimizer
+/// was built, or not used by the loss) is left exactly as it is: no moment update and no weight
+/// decay. `optax.adamw` would still decay it (its update is zero, the decay is not); to decay
+/// every parameter, keep them all in the loss's graph.
 ///
 /// State keys are Adam's (`opt.adam.mu.*`, `opt.adam.nu.*`, `opt.step`), so the moments carry
 /// over between the two.
