@@ -13,6 +13,7 @@
 //! hands out tasks of its own runs them on its thread.
 
 use std::cell::{Cell, UnsafeCell};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -78,12 +79,23 @@ pub(crate) fn for_each_task<T: Send>(tasks: Vec<T>, f: impl Fn(T) + Sync) {
         return;
     }
     let claims = Claims::new(tasks);
+    // A panicking task is caught here and raised again after the pool call: candle's pool
+    // would re-raise it itself, but while holding its job lock, which poisons that lock and
+    // makes every later candle CPU op of the process panic too.
+    let panicked = Mutex::new(None);
     pool.execute(|_| {
         let _guard = InTask::enter();
         while let Some(t) = claims.claim() {
-            f(t);
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(t))) {
+                if let Ok(mut first) = panicked.lock() {
+                    first.get_or_insert(payload);
+                }
+            }
         }
     });
+    if let Some(payload) = panicked.into_inner().ok().flatten() {
+        panic::resume_unwind(payload);
+    }
 }
 
 /// Calls `f(start, block)` for each block of `chunk` elements of `dst` (`start`: the index of
@@ -117,7 +129,9 @@ pub(crate) fn collect_chunks<I: Iterator<Item = f32>>(
         }
     });
     // SAFETY: the blocks cover `0..len` and every value of each was written above (the
-    // iterator's items, then zeros).
+    // iterator's items, then zeros). A block whose closure panicked was not finished, but then
+    // `for_chunks` does not return: candle's pool re-raises a worker's panic in the calling
+    // thread (test `a_panicking_task_reaches_the_caller`), so this line is never reached.
     unsafe { v.set_len(len) };
     v
 }
@@ -149,7 +163,8 @@ pub(crate) fn collect_rows<I: Iterator<Item = f32>>(
         });
     }
     // SAFETY: the blocks are whole rows covering `0..len` (nothing when `width` is 0: then
-    // `len` is 0), and every value of each row was written above (items, then zeros).
+    // `len` is 0), and every value of each row was written above (items, then zeros); a
+    // panicking block never gets here, as in `collect_chunks`.
     unsafe { v.set_len(len) };
     v
 }
@@ -276,6 +291,40 @@ mod tests {
         // (If no worker woke before the caller finished, nothing stalled: the count is 0.)
         let n = done_by_stalled.load(Ordering::SeqCst);
         assert!(n <= 1, "the stalled worker ran {n} tasks");
+    }
+
+    /// `collect_chunks` / `collect_rows` set their length after the pool returns, which is
+    /// sound only if a task that panics on any thread (a worker or the caller) makes the pool
+    /// call panic too instead of returning with a block unwritten; and the pool must keep
+    /// working afterwards (candle's own re-raise would poison its job lock).
+    #[test]
+    fn a_panicking_task_reaches_the_caller() {
+        for bad in [0usize, 5, 19] {
+            let outcome = std::panic::catch_unwind(|| {
+                collect_chunks(20 * 64, 64, |start, n| {
+                    if start / 64 == bad {
+                        panic!("block {bad} fails");
+                    }
+                    // Long enough that the pool's workers take part.
+                    std::thread::sleep(Duration::from_millis(1));
+                    (start..start + n).map(|i| i as f32)
+                })
+            });
+            assert!(
+                outcome.is_err(),
+                "a panic in block {bad} must reach the caller"
+            );
+        }
+        // The pool still works afterwards, for our tasks and for candle's own ops.
+        let v = collect_chunks(256, 64, |start, n| (start..start + n).map(|i| i as f32));
+        assert!(v.iter().enumerate().all(|(i, &x)| x == i as f32));
+        let ones = candle_core::Tensor::ones(
+            (256, 256),
+            candle_core::DType::F32,
+            &candle_core::Device::Cpu,
+        );
+        let sum = ones.and_then(|t| t.matmul(&t)?.sum_all()?.to_scalar::<f32>());
+        assert_eq!(sum.ok(), Some(256.0 * 256.0 * 256.0));
     }
 
     #[test]
