@@ -91,7 +91,6 @@ const PORTS: &[(&str, &str, &[&str])] = &[
             "struct MultiHeadAttention",
             "fn forward",
             "fn forward_with_weights",
-            "fn expand_mask",
         ],
     ),
     (

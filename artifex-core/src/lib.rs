@@ -44,6 +44,8 @@
 //! - `#[rng(stream = "dropout")]`: a [`RngStream`] forked from that stream (or `default`).
 //! - `#[init(expr)]`: any field built by an expression (submodules); `rngs`, the configs and
 //!   `?` are available.
+//! - `#[new(args..)]`: a field built by its type's constructor with `rngs` last:
+//!   `#[new(din, dout)] linear: Linear` is `#[init(Linear::new(din, dout, rngs)?)]`.
 //! - `#[config]`, `#[config(default = ..)]`, `#[config(computed = ..)]`: configuration, not
 //!   state. Required configs are the arguments of `new` / `builder`, defaulted ones get
 //!   builder setters, computed ones are derived from the others.
@@ -76,7 +78,7 @@
 //!
 //! #[module]
 //! pub struct NoisyLinear {
-//!     #[init(Linear::new(din, dout, rngs)?)]
+//!     #[new(din, dout)] // Linear::new(din, dout, rngs)?
 //!     linear: Linear,
 //!     #[rng(stream = "sample")]
 //!     rngs: RngStream,

@@ -1,7 +1,8 @@
 //! Parsing of the field attributes shared by `#[derive(Module)]` and `#[module]`.
 
 use darling::FromMeta;
-use syn::{Attribute, Expr, ExprArray, LitStr, Meta};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Expr, ExprArray, LitStr, Meta, Token};
 
 /// Arguments of `#[param(...)]` and `#[batch_stat(...)]`.
 #[derive(Debug, FromMeta)]
@@ -42,6 +43,8 @@ pub enum FieldRole {
     Rng(RngArgs),
     /// `#[init(expr)]`.
     Init(Expr),
+    /// `#[new(args..)]`: `<FieldType>::new(args.., rngs)?`.
+    New(Punctuated<Expr, Token![,]>),
     /// `#[config]`.
     Config(ConfigArgs),
     /// `#[from_config]`: a submodule built by `Configurable::from_config` from a constructor
@@ -51,11 +54,12 @@ pub enum FieldRole {
     Auto,
 }
 
-const ROLE_NAMES: [&str; 6] = [
+const ROLE_NAMES: [&str; 7] = [
     "param",
     "batch_stat",
     "rng",
     "init",
+    "new",
     "config",
     "from_config",
 ];
@@ -72,7 +76,7 @@ pub fn field_role(attrs: &[Attribute]) -> syn::Result<FieldRole> {
         if let Some((_, first)) = &found {
             let mut err = syn::Error::new_spanned(
                 attr,
-                "a field takes one of #[param], #[batch_stat], #[rng], #[init], #[from_config] or #[config]",
+                "a field takes one of #[param], #[batch_stat], #[rng], #[init], #[new], #[from_config] or #[config]",
             );
             err.combine(syn::Error::new_spanned(first, "first role given here"));
             return Err(err);
@@ -107,6 +111,23 @@ fn parse_role(attr: &Attribute) -> syn::Result<FieldRole> {
             )
         })?;
         return Ok(FieldRole::Init(expr));
+    }
+    if path.is_ident("new") {
+        return match &attr.meta {
+            Meta::List(list) => list
+                .parse_args_with(Punctuated::parse_terminated)
+                .map(FieldRole::New)
+                .map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "#[new(args..)] takes the arguments of the field type's `new` before `rngs`, e.g. #[new(din, dout)] for `Linear::new(din, dout, rngs)?`",
+                    )
+                }),
+            _ => Err(syn::Error::new_spanned(
+                attr,
+                "#[new] needs the arguments of the field type's `new` before `rngs`, e.g. #[new(din, dout)]",
+            )),
+        };
     }
     if path.is_ident("from_config") {
         return match &attr.meta {

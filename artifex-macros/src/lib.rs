@@ -35,6 +35,7 @@ use syn::{parse_macro_input, DeriveInput, ItemImpl, ItemStruct};
         batch_stat,
         rng,
         init,
+        new,
         from_config,
         regularizer,
         artifex

@@ -186,6 +186,12 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> TokenStream {
                 field_inits.push(named_field(ident, ty, quote!(#expr)));
                 continue;
             }
+            FieldRole::New(args) => {
+                let args = args.iter();
+                let value = quote_spanned!(ty.span()=> <#ty>::new(#(#args,)* rngs)?);
+                field_inits.push(named_field(ident, ty, value));
+                continue;
+            }
             FieldRole::Auto => {
                 quote_spanned!(ty.span()=> <#ty as #krate::AutoField>::auto())
             }

@@ -22,7 +22,7 @@ pub struct CustomGenerator {
     #[init(if use_attention && hidden_dims.len() >= 3 { Some(MultiHeadAttention::new(hidden_dims[hidden_dims.len() / 2], 4, rngs)?) } else { None })]
     pub attention: Option<MultiHeadAttention>,
     /// Back to `prod(output_shape)`.
-    #[init(Linear::new(hidden_dims[hidden_dims.len() - 1], artifex_core::checked_product("CustomGenerator", "output_shape", &output_shape)?, rngs)?)]
+    #[new(hidden_dims[hidden_dims.len() - 1], artifex_core::checked_product("CustomGenerator", "output_shape", &output_shape)?)]
     pub output_layer: Linear,
     /// Noise size.
     #[config]

@@ -20,16 +20,16 @@ pub struct CustomVAE {
     #[init(dense_stack(input_dim, &encoder_layers, use_batch_norm, rngs)?)]
     pub encoder: Vec<BoxedLayer>,
     /// Latent mean head.
-    #[init(Linear::new(encoder_layers[encoder_layers.len() - 1], latent_dim, rngs)?)]
+    #[new(encoder_layers[encoder_layers.len() - 1], latent_dim)]
     pub mean_layer: Linear,
     /// Latent log-variance head.
-    #[init(Linear::new(encoder_layers[encoder_layers.len() - 1], latent_dim, rngs)?)]
+    #[new(encoder_layers[encoder_layers.len() - 1], latent_dim)]
     pub logvar_layer: Linear,
     /// `[Linear, BatchNorm?]` per decoder width.
     #[init(dense_stack(latent_dim, &decoder_layers, use_batch_norm, rngs)?)]
     pub decoder: Vec<BoxedLayer>,
     /// Back to the flattened input size.
-    #[init(Linear::new(decoder_layers[decoder_layers.len() - 1], input_dim, rngs)?)]
+    #[new(decoder_layers[decoder_layers.len() - 1], input_dim)]
     pub output_layer: Linear,
     /// Reparameterization noise.
     #[rng(stream = "sample")]
