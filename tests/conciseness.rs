@@ -121,7 +121,6 @@ const PORTS: &[(&str, &str, &[&str])] = &[
             "impl CustomGenerator",
             "enum GeneratorLayer",
             "fn generator_layers",
-            "impl Module for GeneratorLayer",
         ],
     ),
     (

@@ -62,7 +62,27 @@
 //! from it.
 //!
 //! `#[derive(Module)]` alone gives the state tree for structs with hand-written constructors:
-//! every field not marked `#[config]` must implement [`Module`].
+//! every field not marked `#[config]` must implement [`Module`]. On an enum whose variants
+//! each hold one module, `#[derive(Module)] #[artifex(transparent)]` makes a typed item of a
+//! mixed list: the variant's module stands in the enum's place, adding no path segment.
+//!
+//! ```
+//! use artifex_core::prelude::*;
+//!
+//! #[derive(Module)]
+//! #[artifex(transparent)]
+//! enum Item {
+//!     Dense(Linear),
+//!     Norm(BatchNorm),
+//! }
+//!
+//! let rngs = &mut Rngs::new(0);
+//! let items = vec![Item::Dense(Linear::new(4, 2, rngs)?), Item::Norm(BatchNorm::new(2, rngs)?)];
+//! let paths: Vec<String> = items.state().into_iter().map(|(p, _)| p).collect();
+//! assert_eq!(paths[..2], ["0.kernel", "0.bias"]);
+//! assert_eq!(paths[2], "1.scale");
+//! # Ok::<(), artifex_core::Error>(())
+//! ```
 //!
 //! ## Noise from a module's own stream
 //!

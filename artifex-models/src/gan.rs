@@ -3,7 +3,6 @@ use artifex_core::layers::{MultiHeadAttention, RegularizedLinear};
 use artifex_core::losses::{discriminator_loss, generator_loss, GanLoss};
 use artifex_core::prelude::*;
 use artifex_core::train::Metrics;
-use artifex_core::walk::{Visit, VisitMut};
 
 /// The seed's `CustomGenerator`: `[Linear, BatchNorm]` per width (ReLU after each Linear),
 /// self-attention (sequence length 1) in the middle, a tanh output reshaped to `output_shape`.
@@ -58,8 +57,10 @@ impl CustomGenerator {
 }
 
 /// An item of [`CustomGenerator::layers`]: its type, not its position in the list, says
-/// whether a ReLU follows (the seed tests `isinstance(layer, nnx.Linear)`). It adds no path
-/// segment, so the list keeps NNX's paths (`layers.0.kernel`, `layers.1.mean`).
+/// whether a ReLU follows (the seed tests `isinstance(layer, nnx.Linear)`). Transparent: it
+/// adds no path segment, so the list keeps NNX's paths (`layers.0.kernel`, `layers.1.mean`).
+#[derive(Module)]
+#[artifex(transparent)]
 pub enum GeneratorLayer {
     /// A Linear, followed by ReLU.
     Dense(Linear),
@@ -76,23 +77,6 @@ fn generator_layers(din: usize, dims: &[usize], rngs: &mut Rngs) -> Result<Vec<G
         layers.push(GeneratorLayer::Norm(BatchNorm::new(d, rngs)?));
     }
     Ok(layers)
-}
-
-/// Transparent: each item's state sits at its own index, as NNX names list items.
-impl Module for GeneratorLayer {
-    fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
-        match self {
-            GeneratorLayer::Dense(linear) => linear.walk(v),
-            GeneratorLayer::Norm(norm) => norm.walk(v),
-        }
-    }
-
-    fn walk_mut(&mut self, v: &mut dyn VisitMut) {
-        match self {
-            GeneratorLayer::Dense(linear) => linear.walk_mut(v),
-            GeneratorLayer::Norm(norm) => norm.walk_mut(v),
-        }
-    }
 }
 
 /// The seed's `CustomDiscriminator`: flatten, hidden layers with leaky ReLU (0.2), one logit;
