@@ -45,7 +45,9 @@
 //! - `#[init(expr)]`: any field built by an expression (submodules); `rngs`, the configs and
 //!   `?` are available.
 //! - `#[new(args..)]`: a field built by its type's constructor with `rngs` last:
-//!   `#[new(din, dout)] linear: Linear` is `#[init(Linear::new(din, dout, rngs)?)]`.
+//!   `#[new(din, dout)] linear: Linear` is `#[init(Linear::new(din, dout, rngs)?)]`; with
+//!   `when = cond` last, an optional submodule: `#[new(d, when = use_norm)] norm:
+//!   Option<LayerNorm>` is `Some(LayerNorm::new(d, rngs)?)` when `use_norm`, else `None`.
 //! - `#[config]`, `#[config(default = ..)]`, `#[config(computed = ..)]`: configuration, not
 //!   state. Required configs are the arguments of `new` / `builder`, defaulted ones get
 //!   builder setters, computed ones are derived from the others.
@@ -188,7 +190,7 @@ pub use abstract_state::{AbstractState, AbstractVar};
 #[doc(hidden)]
 pub use build_path::BuildPath;
 pub use configurable::{dtype_serde, read_config, Configurable};
-pub use construction::{check_shape, checked_product, Limits};
+pub use construction::{check_shape, checked_product, stack_dims, Limits};
 pub use device::device_from_name;
 pub use error::{CheckpointError, DataError, Error, Result, TrainError};
 pub use error_chain::ErrorChain;
@@ -213,9 +215,9 @@ pub mod prelude {
         MultiHeadAttention, Padding, RMSNorm, RegularizedLinear,
     };
     pub use crate::{
-        boxed, layer, module, BatchStat, BoxedLayer, Configurable, Error, Filter, GenerativeModel,
-        Layer, Mode, ModelOutput, Module, ModulePath, Param, Regularizer, Result, RngStream, Rngs,
-        StateKind,
+        boxed, checked_product, layer, module, stack_dims, BatchStat, BoxedLayer, Configurable,
+        Error, Filter, GenerativeModel, Layer, Mode, ModelOutput, Module, ModulePath, Param,
+        Regularizer, Result, RngStream, Rngs, StateKind,
     };
     pub use candle_core::{DType, Device, Tensor, D};
 }

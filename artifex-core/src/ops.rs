@@ -57,6 +57,41 @@ pub fn cat_features(x: &Tensor, other: &Tensor) -> Result<Tensor> {
     cat(&[x, other], lead.len())
 }
 
+/// `x` with axis `dim` split into `sizes` (their product must be that axis's length), as
+/// PyTorch's `Tensor.unflatten(dim, sizes)`: the inverse of `flatten_from(dim)` for the last
+/// axis, e.g. a generator's `(batch, prod(shape)) -> (batch, *shape)`.
+///
+/// ```
+/// use artifex_core::candle_core::{DType, Device, Tensor};
+/// let x = Tensor::zeros((32, 784), DType::F32, &Device::Cpu)?;
+/// assert_eq!(artifex_core::ops::unflatten(&x, 1, &[28, 28, 1])?.dims(), &[32, 28, 28, 1]);
+/// assert!(artifex_core::ops::unflatten(&x, 1, &[28, 27]).is_err());
+/// assert!(artifex_core::ops::unflatten(&x, 2, &[1]).is_err());
+/// # Ok::<(), artifex_core::Error>(())
+/// ```
+pub fn unflatten(x: &Tensor, dim: usize, sizes: &[usize]) -> Result<Tensor> {
+    let dims = x.dims();
+    let product = sizes.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    if dims.get(dim).copied() != product {
+        return Err(crate::Error::Shape {
+            module: "unflatten".to_string(),
+            expected: format!(
+                "axis {dim} of length {}",
+                sizes
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" * ")
+            ),
+            got: dims.to_vec(),
+        });
+    }
+    let mut shape = dims[..dim].to_vec();
+    shape.extend(sizes);
+    shape.extend(&dims[dim + 1..]);
+    Ok(x.reshape(shape)?)
+}
+
 /// `x @ kernel + bias` over the last axis of `x (..., in)` for any leading dimensions, with
 /// `kernel (in, out)` and `bias (out,)`: what [`Linear`](crate::layers::Linear) computes, for
 /// layers that transform their weight first (spectral normalization, masks, low-rank

@@ -33,6 +33,30 @@ pub struct ConfigArgs {
     pub computed: Option<Expr>,
 }
 
+/// Arguments of `#[new(args.., when = cond)]`.
+pub struct NewArgs {
+    /// The arguments of `new` before `rngs`.
+    pub args: Vec<Expr>,
+    /// `when = cond`: the field is an `Option<_>`, built when `cond` holds.
+    pub when: Option<Expr>,
+}
+
+impl NewArgs {
+    fn from_exprs(exprs: Punctuated<Expr, Token![,]>) -> Self {
+        let mut args: Vec<Expr> = exprs.into_iter().collect();
+        let when = match args.last() {
+            Some(Expr::Assign(a)) if matches!(&*a.left, Expr::Path(p) if p.path.is_ident("when")) => {
+                match args.pop() {
+                    Some(Expr::Assign(a)) => Some(*a.right),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        Self { args, when }
+    }
+}
+
 /// What one field is, by its attribute.
 pub enum FieldRole {
     /// `#[param(..)]`.
@@ -43,8 +67,9 @@ pub enum FieldRole {
     Rng(RngArgs),
     /// `#[init(expr)]`.
     Init(Expr),
-    /// `#[new(args..)]`: `<FieldType>::new(args.., rngs)?`.
-    New(Punctuated<Expr, Token![,]>),
+    /// `#[new(args..)]`: `<FieldType>::new(args.., rngs)?`; with a last argument
+    /// `when = cond`, an `Option<T>` field that is `Some(T::new(args.., rngs)?)` when `cond`.
+    New(NewArgs),
     /// `#[config]`.
     Config(ConfigArgs),
     /// `#[from_config]`: a submodule built by `Configurable::from_config` from a constructor
@@ -116,7 +141,7 @@ fn parse_role(attr: &Attribute) -> syn::Result<FieldRole> {
         return match &attr.meta {
             Meta::List(list) => list
                 .parse_args_with(Punctuated::parse_terminated)
-                .map(FieldRole::New)
+                .map(|exprs| FieldRole::New(NewArgs::from_exprs(exprs)))
                 .map_err(|e| {
                     syn::Error::new(
                         e.span(),

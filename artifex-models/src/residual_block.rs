@@ -25,7 +25,7 @@ pub struct ResidualBlock {
     #[init(if downsample { Some(Conv::builder(channels, channels, vec![1, 1]).strides(vec![stride, stride]).padding(Padding::Valid).build(rngs)?) } else { None })]
     pub shortcut: Option<Conv>,
     /// After `shortcut`.
-    #[init(if downsample { Some(BatchNorm::new(channels, rngs)?) } else { None })]
+    #[new(channels, when = downsample)]
     pub shortcut_bn: Option<BatchNorm>,
     /// Channels in and out.
     #[config]

@@ -1,5 +1,6 @@
 use artifex_core::activation::Activation;
 use artifex_core::losses::custom_vae_loss;
+use artifex_core::ops;
 use artifex_core::prelude::*;
 
 use crate::dense_stack;
@@ -53,7 +54,7 @@ pub struct CustomVAE {
     #[config(default = true)]
     pub use_batch_norm: bool,
     /// `prod(input_shape)`.
-    #[config(computed = artifex_core::checked_product("CustomVAE", "input_shape", &input_shape)?)]
+    #[config(computed = checked_product("CustomVAE", "input_shape", &input_shape)?)]
     pub input_dim: usize,
 }
 
@@ -96,9 +97,7 @@ impl CustomVAE {
             h = self.activation.apply(&layer.forward(&h)?)?;
         }
         let x = artifex_core::activation::sigmoid(&self.output_layer.forward(&h)?)?;
-        let mut shape = vec![z.dim(0)?];
-        shape.extend(&self.input_shape);
-        Ok(x.reshape(shape)?)
+        ops::unflatten(&x, 1, &self.input_shape)
     }
 
     /// Encode, reparameterize, decode.

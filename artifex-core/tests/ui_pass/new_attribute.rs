@@ -7,10 +7,16 @@ struct Mlp {
     first: Linear,
     #[new(hidden, 1)]
     last: Linear,
+    #[new(hidden, when = norm)]
+    norm: Option<LayerNorm>,
+    #[new(hidden, when = !norm)]
+    no_norm: Option<LayerNorm>,
     #[config]
     din: usize,
     #[config]
     hidden: usize,
+    #[config(default = true)]
+    norm: bool,
 }
 
 fn main() -> Result<()> {
@@ -18,5 +24,6 @@ fn main() -> Result<()> {
     let twin_first = Linear::new(3, 5, &mut Rngs::new(0))?;
     assert_eq!(mlp.first.kernel.to_vec2::<f32>()?, twin_first.kernel.to_vec2::<f32>()?);
     assert_eq!(mlp.last.kernel.dims(), &[5, 1]);
+    assert!(mlp.norm.is_some() && mlp.no_norm.is_none());
     Ok(())
 }
