@@ -7,16 +7,16 @@ struct Mlp {
     first: Linear,
     #[new(hidden, 1)]
     last: Linear,
-    #[new(hidden, when = norm)]
+    #[new(hidden, when = use_norm)]
     norm: Option<LayerNorm>,
-    #[new(hidden, when = !norm)]
+    #[new(hidden, when = !use_norm)]
     no_norm: Option<LayerNorm>,
     #[config]
     din: usize,
     #[config]
     hidden: usize,
     #[config(default = true)]
-    norm: bool,
+    use_norm: bool,
 }
 
 fn main() -> Result<()> {
