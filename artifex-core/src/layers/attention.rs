@@ -13,6 +13,8 @@ use crate::{module, ModulePath, Result};
 /// only when `dropout_rate > 0`), and the output projection.
 ///
 /// A fully masked row gets uniform weights over its keys (every score is -1e9), never NaN.
+/// Between the projections it calls [`dot_product_attention`], which a layer of another
+/// layout (cross-attention, grouped heads) can call the same way.
 ///
 /// ```
 /// use artifex_core::{layers::{causal_mask, MultiHeadAttention}, Rngs, candle_core::{DType, Device, Tensor}};

@@ -92,7 +92,7 @@ fn heads_of(
         None => "[batch, len, heads, head_dim]".to_string(),
     };
     match *dims {
-        [b, len, h, d] if query.map_or(true, |q| q == (b, h, d)) => Ok((b, len, h, d)),
+        [b, len, h, d] if query.is_none_or(|q| q == (b, h, d)) => Ok((b, len, h, d)),
         _ => Err(shape(what, expected, dims)),
     }
 }

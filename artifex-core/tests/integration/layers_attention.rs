@@ -307,7 +307,11 @@ fn dot_product_attention_is_what_the_layer_computes_between_its_projections() ->
     let x = naive::tensor(&[2, 5, 8], 4);
     let mask = causal_mask(2, 5, &Device::Cpu)?;
     let heads = |l: &Linear| l.forward(&x)?.reshape((2, 5, 2, 4)).map_err(Error::from);
-    let (q, k, v) = (heads(&attn.q_proj)?, heads(&attn.k_proj)?, heads(&attn.v_proj)?);
+    let (q, k, v) = (
+        heads(&attn.q_proj)?,
+        heads(&attn.k_proj)?,
+        heads(&attn.v_proj)?,
+    );
     let (context, weights) = dot_product_attention(&q, &k, &v, Some(&mask), None, None)?;
     assert_eq!(context.dims(), &[2, 5, 2, 4]);
     let y = attn.out_proj.forward(&context.reshape((2, 5, 8))?)?;
@@ -339,7 +343,14 @@ fn dot_product_attention_attends_over_another_length_and_checks_its_operands() -
     );
     let other_heads = naive::tensor(&[2, 6, 4, 2], 2);
     assert_eq!(
-        err(dot_product_attention(&q, &other_heads, &kv, None, None, None)),
+        err(dot_product_attention(
+            &q,
+            &other_heads,
+            &kv,
+            None,
+            None,
+            None
+        )),
         "dot_product_attention (key): expected input of shape [2, len, 2, 4], got [2, 6, 4, 2]"
     );
     assert_eq!(
