@@ -51,6 +51,22 @@ pub fn check_shape(module: &str, field: &str, shape: &[usize], dtype: DType) -> 
         })
 }
 
+/// `(in, out)` of each layer of a stack whose layers have `widths` outputs and whose first
+/// layer takes `input` features: `(input, widths[0]), (widths[0], widths[1]), ...`, the
+/// `zip([input] + widths[:-1], widths)` of an MLP written in Python.
+///
+/// ```
+/// use artifex_core::stack_dims;
+/// let dims: Vec<(usize, usize)> = stack_dims(784, &[512, 256]).collect();
+/// assert_eq!(dims, [(784, 512), (512, 256)]);
+/// assert_eq!(stack_dims(784, &[]).count(), 0);
+/// ```
+pub fn stack_dims(input: usize, widths: &[usize]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    std::iter::once(input)
+        .chain(widths.iter().copied())
+        .zip(widths.iter().copied())
+}
+
 /// The product of `dims` (a config such as `input_shape`), or a configuration error naming
 /// `module` and `field` when it overflows `usize`.
 ///

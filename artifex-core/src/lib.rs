@@ -44,6 +44,10 @@
 //! - `#[rng(stream = "dropout")]`: a [`RngStream`] forked from that stream (or `default`).
 //! - `#[init(expr)]`: any field built by an expression (submodules); `rngs`, the configs and
 //!   `?` are available.
+//! - `#[new(args..)]`: a field built by its type's constructor with `rngs` last:
+//!   `#[new(din, dout)] linear: Linear` is `#[init(Linear::new(din, dout, rngs)?)]`; with
+//!   `when = cond` last, an optional submodule: `#[new(d, when = use_norm)] norm:
+//!   Option<LayerNorm>` is `Some(LayerNorm::new(d, rngs)?)` when `use_norm`, else `None`.
 //! - `#[config]`, `#[config(default = ..)]`, `#[config(computed = ..)]`: configuration, not
 //!   state. Required configs are the arguments of `new` / `builder`, defaulted ones get
 //!   builder setters, computed ones are derived from the others.
@@ -60,7 +64,27 @@
 //! from it.
 //!
 //! `#[derive(Module)]` alone gives the state tree for structs with hand-written constructors:
-//! every field not marked `#[config]` must implement [`Module`].
+//! every field not marked `#[config]` must implement [`Module`]. On an enum whose variants
+//! each hold one module, `#[derive(Module)] #[artifex(transparent)]` makes a typed item of a
+//! mixed list: the variant's module stands in the enum's place, adding no path segment.
+//!
+//! ```
+//! use artifex_core::prelude::*;
+//!
+//! #[derive(Module)]
+//! #[artifex(transparent)]
+//! enum Item {
+//!     Dense(Linear),
+//!     Norm(BatchNorm),
+//! }
+//!
+//! let rngs = &mut Rngs::new(0);
+//! let items = vec![Item::Dense(Linear::new(4, 2, rngs)?), Item::Norm(BatchNorm::new(2, rngs)?)];
+//! let paths: Vec<String> = items.state().into_iter().map(|(p, _)| p).collect();
+//! assert_eq!(paths[..2], ["0.kernel", "0.bias"]);
+//! assert_eq!(paths[2], "1.scale");
+//! # Ok::<(), artifex_core::Error>(())
+//! ```
 //!
 //! ## Noise from a module's own stream
 //!
@@ -76,7 +100,7 @@
 //!
 //! #[module]
 //! pub struct NoisyLinear {
-//!     #[init(Linear::new(din, dout, rngs)?)]
+//!     #[new(din, dout)] // Linear::new(din, dout, rngs)?
 //!     linear: Linear,
 //!     #[rng(stream = "sample")]
 //!     rngs: RngStream,
@@ -166,7 +190,7 @@ pub use abstract_state::{AbstractState, AbstractVar};
 #[doc(hidden)]
 pub use build_path::BuildPath;
 pub use configurable::{dtype_serde, read_config, Configurable};
-pub use construction::{check_shape, checked_product, Limits};
+pub use construction::{check_shape, checked_product, stack_dims, Limits};
 pub use device::device_from_name;
 pub use error::{CheckpointError, DataError, Error, Result, TrainError};
 pub use error_chain::ErrorChain;
@@ -191,9 +215,9 @@ pub mod prelude {
         MultiHeadAttention, Padding, RMSNorm, RegularizedLinear,
     };
     pub use crate::{
-        boxed, layer, module, BatchStat, BoxedLayer, Configurable, Error, Filter, GenerativeModel,
-        Layer, Mode, ModelOutput, Module, ModulePath, Param, Regularizer, Result, RngStream, Rngs,
-        StateKind,
+        boxed, checked_product, layer, module, stack_dims, BatchStat, BoxedLayer, Configurable,
+        Error, Filter, GenerativeModel, Layer, Mode, ModelOutput, Module, ModulePath, Param,
+        Regularizer, Result, RngStream, Rngs, StateKind,
     };
     pub use candle_core::{DType, Device, Tensor, D};
 }

@@ -29,6 +29,69 @@ pub fn cat(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
     Ok(Tensor::cat(tensors, dim)?)
 }
 
+/// `x` and `other` concatenated along their last axis (channels-last features), after
+/// checking that every other axis agrees: the skip connection of a U-Net decoder, DenseNet's
+/// growing input. The error ([`Error::Shape`](crate::Error::Shape) with `other`'s shape,
+/// naming `cat_features`) is one a layer renames to itself with
+/// [`Error::in_module`](crate::Error::in_module).
+///
+/// ```
+/// use artifex_core::candle_core::{DType, Device, Tensor};
+/// let x = Tensor::ones((2, 4, 4, 8), DType::F32, &Device::Cpu)?;
+/// let skip = Tensor::zeros((2, 4, 4, 3), DType::F32, &Device::Cpu)?;
+/// assert_eq!(artifex_core::ops::cat_features(&x, &skip)?.dims(), &[2, 4, 4, 11]);
+/// let wrong = Tensor::zeros((2, 8, 8, 3), DType::F32, &Device::Cpu)?;
+/// let err = artifex_core::ops::cat_features(&x, &wrong).unwrap_err();
+/// assert_eq!(err.to_string(), "cat_features: expected input of shape [2, 4, 4] + [*], got [2, 8, 8, 3]");
+/// # Ok::<(), artifex_core::Error>(())
+/// ```
+pub fn cat_features(x: &Tensor, other: &Tensor) -> Result<Tensor> {
+    let lead = &x.dims()[..x.rank().saturating_sub(1)];
+    if x.rank() == 0 || other.rank() != x.rank() || &other.dims()[..lead.len()] != lead {
+        return Err(crate::Error::Shape {
+            module: "cat_features".to_string(),
+            expected: format!("{lead:?} + [*]"),
+            got: other.dims().to_vec(),
+        });
+    }
+    cat(&[x, other], lead.len())
+}
+
+/// `x` with axis `dim` split into `sizes` (their product must be that axis's length), as
+/// PyTorch's `Tensor.unflatten(dim, sizes)`: the inverse of `flatten_from(dim)` for the last
+/// axis, e.g. a generator's `(batch, prod(shape)) -> (batch, *shape)`.
+///
+/// ```
+/// use artifex_core::candle_core::{DType, Device, Tensor};
+/// let x = Tensor::zeros((32, 784), DType::F32, &Device::Cpu)?;
+/// assert_eq!(artifex_core::ops::unflatten(&x, 1, &[28, 28, 1])?.dims(), &[32, 28, 28, 1]);
+/// assert!(artifex_core::ops::unflatten(&x, 1, &[28, 27]).is_err());
+/// assert!(artifex_core::ops::unflatten(&x, 2, &[1]).is_err());
+/// # Ok::<(), artifex_core::Error>(())
+/// ```
+pub fn unflatten(x: &Tensor, dim: usize, sizes: &[usize]) -> Result<Tensor> {
+    let dims = x.dims();
+    let product = sizes.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    if dims.get(dim).copied() != product {
+        return Err(crate::Error::Shape {
+            module: "unflatten".to_string(),
+            expected: format!(
+                "axis {dim} of length {}",
+                sizes
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" * ")
+            ),
+            got: dims.to_vec(),
+        });
+    }
+    let mut shape = dims[..dim].to_vec();
+    shape.extend(sizes);
+    shape.extend(&dims[dim + 1..]);
+    Ok(x.reshape(shape)?)
+}
+
 /// `x @ kernel + bias` over the last axis of `x (..., in)` for any leading dimensions, with
 /// `kernel (in, out)` and `bias (out,)`: what [`Linear`](crate::layers::Linear) computes, for
 /// layers that transform their weight first (spectral normalization, masks, low-rank

@@ -1,7 +1,8 @@
 //! Parsing of the field attributes shared by `#[derive(Module)]` and `#[module]`.
 
 use darling::FromMeta;
-use syn::{Attribute, Expr, ExprArray, LitStr, Meta};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Expr, ExprArray, LitStr, Meta, Token};
 
 /// Arguments of `#[param(...)]` and `#[batch_stat(...)]`.
 #[derive(Debug, FromMeta)]
@@ -32,6 +33,30 @@ pub struct ConfigArgs {
     pub computed: Option<Expr>,
 }
 
+/// Arguments of `#[new(args.., when = cond)]`.
+pub struct NewArgs {
+    /// The arguments of `new` before `rngs`.
+    pub args: Vec<Expr>,
+    /// `when = cond`: the field is an `Option<_>`, built when `cond` holds.
+    pub when: Option<Expr>,
+}
+
+impl NewArgs {
+    fn from_exprs(exprs: Punctuated<Expr, Token![,]>) -> Self {
+        let mut args: Vec<Expr> = exprs.into_iter().collect();
+        let when = match args.last() {
+            Some(Expr::Assign(a)) if matches!(&*a.left, Expr::Path(p) if p.path.is_ident("when")) => {
+                match args.pop() {
+                    Some(Expr::Assign(a)) => Some(*a.right),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        Self { args, when }
+    }
+}
+
 /// What one field is, by its attribute.
 pub enum FieldRole {
     /// `#[param(..)]`.
@@ -42,6 +67,9 @@ pub enum FieldRole {
     Rng(RngArgs),
     /// `#[init(expr)]`.
     Init(Expr),
+    /// `#[new(args..)]`: `<FieldType>::new(args.., rngs)?`; with a last argument
+    /// `when = cond`, an `Option<T>` field that is `Some(T::new(args.., rngs)?)` when `cond`.
+    New(NewArgs),
     /// `#[config]`.
     Config(ConfigArgs),
     /// `#[from_config]`: a submodule built by `Configurable::from_config` from a constructor
@@ -51,11 +79,12 @@ pub enum FieldRole {
     Auto,
 }
 
-const ROLE_NAMES: [&str; 6] = [
+const ROLE_NAMES: [&str; 7] = [
     "param",
     "batch_stat",
     "rng",
     "init",
+    "new",
     "config",
     "from_config",
 ];
@@ -72,7 +101,7 @@ pub fn field_role(attrs: &[Attribute]) -> syn::Result<FieldRole> {
         if let Some((_, first)) = &found {
             let mut err = syn::Error::new_spanned(
                 attr,
-                "a field takes one of #[param], #[batch_stat], #[rng], #[init], #[from_config] or #[config]",
+                "a field takes one of #[param], #[batch_stat], #[rng], #[init], #[new], #[from_config] or #[config]",
             );
             err.combine(syn::Error::new_spanned(first, "first role given here"));
             return Err(err);
@@ -107,6 +136,23 @@ fn parse_role(attr: &Attribute) -> syn::Result<FieldRole> {
             )
         })?;
         return Ok(FieldRole::Init(expr));
+    }
+    if path.is_ident("new") {
+        return match &attr.meta {
+            Meta::List(list) => list
+                .parse_args_with(Punctuated::parse_terminated)
+                .map(|exprs| FieldRole::New(NewArgs::from_exprs(exprs)))
+                .map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "#[new(args..)] takes the arguments of the field type's `new` before `rngs`, e.g. #[new(din, dout)] for `Linear::new(din, dout, rngs)?`",
+                    )
+                }),
+            _ => Err(syn::Error::new_spanned(
+                attr,
+                "#[new] needs the arguments of the field type's `new` before `rngs`, e.g. #[new(din, dout)]",
+            )),
+        };
     }
     if path.is_ident("from_config") {
         return match &attr.meta {

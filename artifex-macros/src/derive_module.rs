@@ -19,6 +19,7 @@ pub fn expand(input: &DeriveInput) -> TokenStream {
     let krate = opts.krate();
     let fields = match &input.data {
         Data::Struct(s) => Some(&s.fields),
+        Data::Enum(e) if opts.transparent => return expand_enum(input, e, &krate, cx, &opts),
         Data::Enum(e) => {
             cx.push(syn::Error::new(
                 e.enum_token.span,
@@ -35,6 +36,13 @@ pub fn expand(input: &DeriveInput) -> TokenStream {
             None
         }
     };
+    if opts.transparent {
+        cx.push(syn::Error::new(
+            input.ident.span(),
+            "#[artifex(transparent)] is for enums whose variants each hold one module; \
+             a struct's fields are walked by name",
+        ));
+    }
     let type_params: Vec<_> = input
         .generics
         .type_params()
@@ -190,4 +198,89 @@ fn module_only(attr: &syn::Attribute) -> syn::Error {
         "this attribute describes how to build the field and needs #[module] on the struct \
          (instead of, or before, #[derive(Module)])",
     )
+}
+
+/// `#[derive(Module)]` + `#[artifex(transparent)]` on an enum: each variant holds one module
+/// (`Dense(Linear)` or `Dense { linear: Linear }`), walked as if it stood in the enum's place,
+/// with no path segment (an item of a `Vec<Enum>` keeps NNX's list paths, `layers.0.kernel`).
+fn expand_enum(
+    input: &DeriveInput,
+    data: &syn::DataEnum,
+    krate: &TokenStream,
+    mut cx: Ctxt,
+    opts: &options::Options,
+) -> TokenStream {
+    let type_params: Vec<_> = input
+        .generics
+        .type_params()
+        .map(|p| p.ident.clone())
+        .collect();
+    let mut arms = Vec::new();
+    let mut arms_mut = Vec::new();
+    let mut bounds = Vec::new();
+    for variant in &data.variants {
+        let [field] = variant.fields.iter().collect::<Vec<_>>()[..] else {
+            cx.push(syn::Error::new_spanned(
+                variant,
+                "#[artifex(transparent)] needs exactly one field per variant: the module whose \
+                 state the variant is",
+            ));
+            continue;
+        };
+        let ident = &variant.ident;
+        let pattern = match &field.ident {
+            Some(name) => quote!(Self::#ident { #name: __m }),
+            None => quote!(Self::#ident(__m)),
+        };
+        let ty = &field.ty;
+        let module = quote_spanned!(ty.span()=> <#ty as #krate::Module>);
+        arms.push(quote!(#pattern => #module::walk(__m, __v),));
+        arms_mut.push(quote!(#pattern => #module::walk_mut(__m, __v),));
+        if mentions_any(ty, &type_params) {
+            bounds.push(quote_spanned!(ty.span()=> #ty: #krate::Module));
+        }
+    }
+    let name = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let mut predicates: Vec<TokenStream> = where_clause
+        .map(|w| w.predicates.iter().map(ToTokens::to_token_stream).collect())
+        .unwrap_or_default();
+    if cx.failed() {
+        let errors = cx.into_compile_errors();
+        let stand_in = stand_in_module(krate, name, &input.generics, &where_of(&predicates));
+        return quote! {
+            #errors
+            #stand_in
+        };
+    }
+    match &opts.bound {
+        Some(declared) => predicates.extend(declared.iter().map(ToTokens::to_token_stream)),
+        None => predicates.extend(bounds),
+    }
+    let where_tokens = where_of(&predicates);
+    let self_reg = regularizer_report(krate, input);
+    // `match *self {}` for an enum without variants (a reference is never empty).
+    let scrutinee = if data.variants.is_empty() {
+        quote!(*self)
+    } else {
+        quote!(self)
+    };
+    quote! {
+        impl #impl_generics #krate::Module for #name #ty_generics #where_tokens {
+            fn walk<'__artifex>(&'__artifex self, __v: &mut dyn #krate::walk::Visit<'__artifex>) {
+                let _ = &__v;
+                #self_reg
+                match #scrutinee {
+                    #(#arms)*
+                }
+            }
+
+            fn walk_mut(&mut self, __v: &mut dyn #krate::walk::VisitMut) {
+                let _ = &__v;
+                match #scrutinee {
+                    #(#arms_mut)*
+                }
+            }
+        }
+    }
 }

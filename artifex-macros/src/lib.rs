@@ -24,6 +24,11 @@ use syn::{parse_macro_input, DeriveInput, ItemImpl, ItemStruct};
 /// turns that into a requirement the compiler checks (for generic structs, whose impl may
 /// need bounds the derive does not infer).
 ///
+/// On an enum, `#[artifex(transparent)]` walks the one module each variant holds in the
+/// enum's place, with no path segment of its own (a `Vec<Enum>` of mixed layers keeps list
+/// paths `layers.0.kernel`, `layers.1.mean`); without it an enum is refused, since which
+/// state it holds depends on the variant.
+///
 /// `#[artifex(crate = path)]` names a re-export of `artifex_core` for the generated code;
 /// `#[artifex(bound = "T: Trait")]` replaces the inferred where-clauses (`FieldType: Module`
 /// for each field that mentions a type parameter).
@@ -35,6 +40,7 @@ use syn::{parse_macro_input, DeriveInput, ItemImpl, ItemStruct};
         batch_stat,
         rng,
         init,
+        new,
         from_config,
         regularizer,
         artifex

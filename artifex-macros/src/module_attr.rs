@@ -186,6 +186,20 @@ pub fn expand(args: TokenStream, mut item: ItemStruct) -> TokenStream {
                 field_inits.push(named_field(ident, ty, quote!(#expr)));
                 continue;
             }
+            FieldRole::New(new) => {
+                let args = new.args.iter();
+                let value = match &new.when {
+                    None => quote_spanned!(ty.span()=> <#ty>::new(#(#args,)* rngs)?),
+                    Some(cond) => match cx.ok(option_inner(ty)) {
+                        Some(inner) => quote_spanned!(inner.span()=>
+                            if #cond { ::core::option::Option::Some(<#inner>::new(#(#args,)* rngs)?) } else { ::core::option::Option::None }
+                        ),
+                        None => continue,
+                    },
+                };
+                field_inits.push(named_field(ident, ty, value));
+                continue;
+            }
             FieldRole::Auto => {
                 quote_spanned!(ty.span()=> <#ty as #krate::AutoField>::auto())
             }
@@ -447,6 +461,25 @@ fn named_field(ident: &Ident, ty: &Type, value: TokenStream) -> TokenStream {
         rngs.build_path().field(#name, #indexed);
         let #ident: #ty = #value;
     }
+}
+
+/// `T` of an `Option<T>` field (`#[new(.., when = cond)]`).
+fn option_inner(ty: &Type) -> syn::Result<&Type> {
+    if let Type::Path(p) = ty {
+        if let Some(last) = p.path.segments.last() {
+            if let (true, syn::PathArguments::AngleBracketed(args)) =
+                (last.ident == "Option", &last.arguments)
+            {
+                if let Some(syn::GenericArgument::Type(inner)) = args.args.first() {
+                    return Ok(inner);
+                }
+            }
+        }
+    }
+    Err(syn::Error::new_spanned(
+        ty,
+        "#[new(.., when = cond)] builds an `Option<T>` field: `Some(T::new(..))` when `cond`, else `None`",
+    ))
 }
 
 /// `Vec<_>`, `VecDeque<_>`, arrays and tuples: fields whose items are numbered in the state.

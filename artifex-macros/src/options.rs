@@ -18,6 +18,9 @@ pub struct Options {
     pub bound: Option<Vec<WherePredicate>>,
     /// `serde` (`#[module]` only): the builder is a serializable config.
     pub serde: bool,
+    /// `transparent` (`#[derive(Module)]` on an enum only): each variant holds one module
+    /// whose state is the enum's, with no path segment of its own.
+    pub transparent: bool,
 }
 
 impl Options {
@@ -50,7 +53,8 @@ impl Options {
         }
     }
 
-    /// Reads one `key = value` or flag; `serde_allowed` for `#[module]`.
+    /// Reads one `key = value` or flag; `serde_allowed` for `#[module]`, `transparent` for
+    /// `#[derive(Module)]` (the other case).
     fn read(&mut self, meta: ParseNestedMeta, serde_allowed: bool) -> syn::Result<()> {
         if meta.path.is_ident("crate") {
             let value = meta.value()?;
@@ -66,11 +70,13 @@ impl Options {
             self.bound = Some(parsed.into_iter().collect());
         } else if serde_allowed && meta.path.is_ident("serde") {
             self.serde = true;
+        } else if !serde_allowed && meta.path.is_ident("transparent") {
+            self.transparent = true;
         } else {
             let known = if serde_allowed {
                 "`serde`, `crate = path` or `bound = \"T: Trait\"`"
             } else {
-                "`crate = path` or `bound = \"T: Trait\"`"
+                "`crate = path`, `bound = \"T: Trait\"` or (on an enum) `transparent`"
             };
             return Err(meta.error(format!("unknown option; expected {known}")));
         }

@@ -1,9 +1,9 @@
 use artifex_core::activation::leaky_relu;
 use artifex_core::layers::{MultiHeadAttention, RegularizedLinear};
 use artifex_core::losses::{discriminator_loss, generator_loss, GanLoss};
+use artifex_core::ops;
 use artifex_core::prelude::*;
 use artifex_core::train::Metrics;
-use artifex_core::walk::{Visit, VisitMut};
 
 /// The seed's `CustomGenerator`: `[Linear, BatchNorm]` per width (ReLU after each Linear),
 /// self-attention (sequence length 1) in the middle, a tanh output reshaped to `output_shape`.
@@ -19,10 +19,10 @@ pub struct CustomGenerator {
     #[init(generator_layers(latent_dim, &hidden_dims, rngs)?)]
     pub layers: Vec<GeneratorLayer>,
     /// Present with `use_attention` and at least three widths (as in the seed).
-    #[init(if use_attention && hidden_dims.len() >= 3 { Some(MultiHeadAttention::new(hidden_dims[hidden_dims.len() / 2], 4, rngs)?) } else { None })]
+    #[new(hidden_dims[hidden_dims.len() / 2], 4, when = use_attention && hidden_dims.len() >= 3)]
     pub attention: Option<MultiHeadAttention>,
     /// Back to `prod(output_shape)`.
-    #[init(Linear::new(hidden_dims[hidden_dims.len() - 1], artifex_core::checked_product("CustomGenerator", "output_shape", &output_shape)?, rngs)?)]
+    #[new(hidden_dims[hidden_dims.len() - 1], checked_product("CustomGenerator", "output_shape", &output_shape)?)]
     pub output_layer: Linear,
     /// Noise size.
     #[config]
@@ -51,15 +51,19 @@ impl CustomGenerator {
                 x = attention.forward(&x.unsqueeze(1)?, None)?.squeeze(1)?;
             }
         }
-        let mut shape = vec![z.dim(0)?];
-        shape.extend(&self.output_shape);
-        Ok(self.output_layer.forward(&x)?.tanh()?.reshape(shape)?)
+        ops::unflatten(
+            &self.output_layer.forward(&x)?.tanh()?,
+            1,
+            &self.output_shape,
+        )
     }
 }
 
 /// An item of [`CustomGenerator::layers`]: its type, not its position in the list, says
-/// whether a ReLU follows (the seed tests `isinstance(layer, nnx.Linear)`). It adds no path
-/// segment, so the list keeps NNX's paths (`layers.0.kernel`, `layers.1.mean`).
+/// whether a ReLU follows (the seed tests `isinstance(layer, nnx.Linear)`). Transparent: it
+/// adds no path segment, so the list keeps NNX's paths (`layers.0.kernel`, `layers.1.mean`).
+#[derive(Module)]
+#[artifex(transparent)]
 pub enum GeneratorLayer {
     /// A Linear, followed by ReLU.
     Dense(Linear),
@@ -70,29 +74,11 @@ pub enum GeneratorLayer {
 /// `[Dense, Norm]` per width, drawn in the order of the seed's `[Linear, BatchNorm, ...]`.
 fn generator_layers(din: usize, dims: &[usize], rngs: &mut Rngs) -> Result<Vec<GeneratorLayer>> {
     let mut layers = Vec::new();
-    for (i, &d) in dims.iter().enumerate() {
-        let input = if i == 0 { din } else { dims[i - 1] };
+    for (input, d) in stack_dims(din, dims) {
         layers.push(GeneratorLayer::Dense(Linear::new(input, d, rngs)?));
         layers.push(GeneratorLayer::Norm(BatchNorm::new(d, rngs)?));
     }
     Ok(layers)
-}
-
-/// Transparent: each item's state sits at its own index, as NNX names list items.
-impl Module for GeneratorLayer {
-    fn walk<'a>(&'a self, v: &mut dyn Visit<'a>) {
-        match self {
-            GeneratorLayer::Dense(linear) => linear.walk(v),
-            GeneratorLayer::Norm(norm) => norm.walk(v),
-        }
-    }
-
-    fn walk_mut(&mut self, v: &mut dyn VisitMut) {
-        match self {
-            GeneratorLayer::Dense(linear) => linear.walk_mut(v),
-            GeneratorLayer::Norm(norm) => norm.walk_mut(v),
-        }
-    }
 }
 
 /// The seed's `CustomDiscriminator`: flatten, hidden layers with leaky ReLU (0.2), one logit;
@@ -101,7 +87,7 @@ impl Module for GeneratorLayer {
 #[check(!hidden_dims.is_empty(), "hidden_dims needs at least one width")]
 pub struct CustomDiscriminator {
     /// One layer per width.
-    #[init(dims_in(artifex_core::checked_product("CustomDiscriminator", "input_shape", &input_shape)?, &hidden_dims).map(|(i, o)| dense(i, o, spectral_norm, rngs)).collect::<Result<_>>()?)]
+    #[init(stack_dims(checked_product("CustomDiscriminator", "input_shape", &input_shape)?, &hidden_dims).map(|(i, o)| dense(i, o, spectral_norm, rngs)).collect::<Result<_>>()?)]
     pub layers: Vec<BoxedLayer>,
     /// `hidden_dims[-1] -> 1`.
     #[init(dense(hidden_dims[hidden_dims.len() - 1], 1, spectral_norm, rngs)?)]
@@ -115,13 +101,6 @@ pub struct CustomDiscriminator {
     /// Spectral normalization of every layer.
     #[config(default = true)]
     pub spectral_norm: bool,
-}
-
-/// `(input, width)` of each hidden layer, the first taking `input` features.
-fn dims_in(input: usize, dims: &[usize]) -> impl Iterator<Item = (usize, usize)> + '_ {
-    std::iter::once(input)
-        .chain(dims.iter().copied())
-        .zip(dims.iter().copied())
 }
 
 fn dense(din: usize, dout: usize, spectral_norm: bool, rngs: &mut Rngs) -> Result<BoxedLayer> {

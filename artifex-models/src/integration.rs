@@ -31,7 +31,7 @@ impl Default for GenerativeConfig {
 #[module(serde)]
 pub struct MyCustomGenerativeModel {
     /// The VAE (named `encoder` as in the seed).
-    #[init(CustomVAE::new(config.input_shape.clone(), config.latent_dim, vec![512, 256], vec![256, 512], rngs)?)]
+    #[new(config.input_shape.clone(), config.latent_dim, vec![512, 256], vec![256, 512])]
     pub encoder: CustomVAE,
     /// The configuration.
     #[config]

@@ -57,5 +57,8 @@ pub use stack::dense_stack;
 pub use typed_vae::{
     Block, MnistImages, TypedDecoder, TypedEncoder, TypedVae, TypedVaeBuilder, TypedVaeOutput,
 };
-pub use unet::{UNetBlock, UNetDecoder, UNetDecoderBuilder, UNetEncoder, UNetEncoderBuilder};
+pub use unet::{
+    decoder_in_channels, UNetBlock, UNetDecoder, UNetDecoderBuilder, UNetEncoder,
+    UNetEncoderBuilder,
+};
 pub use vae::{CustomVAE, CustomVAEBuilder, VaeOutput};

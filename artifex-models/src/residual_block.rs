@@ -13,19 +13,19 @@ pub struct ResidualBlock {
     #[init(Conv::builder(channels, channels, vec![3, 3]).strides(vec![stride, stride]).build(rngs)?)]
     pub conv1: Conv,
     /// After `conv1`.
-    #[init(BatchNorm::new(channels, rngs)?)]
+    #[new(channels)]
     pub bn1: BatchNorm,
     /// 3x3, stride 1, SAME.
-    #[init(Conv::new(channels, channels, vec![3, 3], rngs)?)]
+    #[new(channels, channels, vec![3, 3])]
     pub conv2: Conv,
     /// After `conv2`.
-    #[init(BatchNorm::new(channels, rngs)?)]
+    #[new(channels)]
     pub bn2: BatchNorm,
     /// 1x1, `stride`, VALID projection when `downsample`.
     #[init(if downsample { Some(Conv::builder(channels, channels, vec![1, 1]).strides(vec![stride, stride]).padding(Padding::Valid).build(rngs)?) } else { None })]
     pub shortcut: Option<Conv>,
     /// After `shortcut`.
-    #[init(if downsample { Some(BatchNorm::new(channels, rngs)?) } else { None })]
+    #[new(channels, when = downsample)]
     pub shortcut_bn: Option<BatchNorm>,
     /// Channels in and out.
     #[config]

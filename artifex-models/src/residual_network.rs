@@ -8,7 +8,7 @@ pub type ResidualMlpBlock = (Linear, LayerNorm, Linear, LayerNorm);
 #[module(serde)]
 pub struct ResidualNetwork {
     /// `input_dim -> hidden_dim`.
-    #[init(Linear::new(input_dim, hidden_dim, rngs)?)]
+    #[new(input_dim, hidden_dim)]
     pub input_proj: Linear,
     /// The residual blocks.
     #[init((0..num_blocks).map(|_| Ok((
@@ -17,7 +17,7 @@ pub struct ResidualNetwork {
     ))).collect::<Result<_>>()?)]
     pub blocks: Vec<ResidualMlpBlock>,
     /// `hidden_dim -> input_dim`.
-    #[init(Linear::new(hidden_dim, input_dim, rngs)?)]
+    #[new(hidden_dim, input_dim)]
     pub output_proj: Linear,
     /// Input (and output) features.
     #[config]

@@ -9,13 +9,11 @@ pub fn dense_stack(
     rngs: &mut Rngs,
 ) -> Result<Vec<BoxedLayer>> {
     let mut layers = Vec::new();
-    let mut features = input;
-    for &width in widths {
+    for (features, width) in stack_dims(input, widths) {
         layers.push(boxed(Linear::new(features, width, rngs)?));
         if batch_norm {
             layers.push(boxed(BatchNorm::new(width, rngs)?));
         }
-        features = width;
     }
     Ok(layers)
 }

@@ -1,4 +1,5 @@
 use artifex_core::layers::{Conv, ConvTranspose};
+use artifex_core::ops;
 use artifex_core::prelude::*;
 
 /// `[Conv or ConvTranspose, BatchNorm]`: one U-Net block (paths `N.0.kernel`, `N.1.mean`).
@@ -36,20 +37,17 @@ impl UNetEncoder {
 /// followed by concatenation of the matching skip connection.
 ///
 /// Difference from the seed: the seed concatenates skips without widening the next block's
-/// input, so any decoder of two or more blocks fails. Here block `i + 1` takes
-/// `channels_list[i + 1] + skip_channels[-(i + 1)]` channels; `skip_channels` are the channels
-/// of the encoder's skips in encoder order (its `channels_list` without the last entry).
+/// input, so any decoder of two or more blocks fails. Here the blocks take
+/// [`decoder_in_channels`] channels; `skip_channels` are the channels of the encoder's skips
+/// in encoder order (its `channels_list` without the last entry).
 #[module(serde)]
 #[check(channels_list.len() >= 2, "channels_list needs at least two entries, got {channels_list:?}")]
 pub struct UNetDecoder {
     /// One block per consecutive pair of `channels_list`.
-    #[init((0..channels_list.len() - 1).map(|i| {
-        let skip = if i == 0 { 0 } else { skip_channels.iter().rev().nth(i - 1).copied().unwrap_or(0) };
-        Ok((
-            ConvTranspose::builder(channels_list[i].checked_add(skip).ok_or_else(|| Error::config("UNetDecoder", format!("channels_list[{i}] + skip channels {skip} overflows usize")))?, channels_list[i + 1], vec![3, 3]).strides(vec![2, 2]).build(rngs)?,
-            BatchNorm::new(channels_list[i + 1], rngs)?,
-        ))
-    }).collect::<Result<_>>()?)]
+    #[init(decoder_in_channels(&channels_list, &skip_channels)?.into_iter().zip(&channels_list[1..]).map(|(c, &out)| Ok((
+        ConvTranspose::builder(c, out, vec![3, 3]).strides(vec![2, 2]).build(rngs)?,
+        BatchNorm::new(out, rngs)?,
+    ))).collect::<Result<_>>()?)]
     pub up_blocks: Vec<UNetBlock<ConvTranspose>>,
     /// Channels from bottleneck to output.
     #[config]
@@ -66,20 +64,44 @@ impl UNetDecoder {
         for (i, (conv, bn)) in self.up_blocks.iter().enumerate() {
             x = activation::relu(&bn.forward(&conv.forward(&x)?)?)?;
             if let Some(skip) = skips.iter().rev().nth(i) {
-                // Same rank and the same batch, height and width; any channels.
-                let lead = x.dims().get(..3).unwrap_or(x.dims());
-                if skip.rank() != x.rank() || skip.dims().get(..3) != Some(lead) {
-                    return Err(Error::Shape {
-                        module: format!("UNetDecoder.up_blocks.{i}"),
-                        expected: format!("a skip connection of shape {lead:?} + [*]"),
-                        got: skip.dims().to_vec(),
-                    });
-                }
-                x = artifex_core::ops::cat(&[&x, skip], 3)?;
+                x = ops::cat_features(&x, skip)
+                    .map_err(|e| e.in_module(format!("UNetDecoder.up_blocks.{i}")))?;
             }
         }
         Ok(x)
     }
+}
+
+/// The input channels of each block of a U-Net decoder whose block `i` outputs
+/// `channels_list[i + 1]` and is followed by the encoder's skip `skip_channels[-(i + 1)]`
+/// (skips in encoder order) while skips remain: block 0 takes `channels_list[0]`, block
+/// `i + 1` takes `channels_list[i + 1]` plus the channels of the skip concatenated after block
+/// `i`. One entry per consecutive pair of `channels_list`.
+///
+/// ```
+/// // Encoder [3, 16, 32, 64]: skips of 3, 16, 32 channels; decoder [64, 32, 16, 8].
+/// let widths = artifex_models::decoder_in_channels(&[64, 32, 16, 8], &[3, 16, 32])?;
+/// assert_eq!(widths, [64, 32 + 32, 16 + 16]);
+/// # Ok::<(), artifex_core::Error>(())
+/// ```
+///
+/// Errors: [`Error::Config`] naming `UNetDecoder` when a sum overflows `usize`.
+pub fn decoder_in_channels(channels_list: &[usize], skip_channels: &[usize]) -> Result<Vec<usize>> {
+    let skips = std::iter::once(&0).chain(skip_channels.iter().rev().chain(std::iter::repeat(&0)));
+    channels_list
+        .iter()
+        .take(channels_list.len().saturating_sub(1))
+        .zip(skips)
+        .enumerate()
+        .map(|(i, (&c, &skip))| {
+            c.checked_add(skip).ok_or_else(|| {
+                Error::config(
+                    "UNetDecoder",
+                    format!("channels_list[{i}] + skip channels {skip} overflows usize"),
+                )
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 use artifex_core::activation::Activation;
 use artifex_core::losses::custom_vae_loss;
+use artifex_core::ops;
 use artifex_core::prelude::*;
 
 use crate::dense_stack;
@@ -20,16 +21,16 @@ pub struct CustomVAE {
     #[init(dense_stack(input_dim, &encoder_layers, use_batch_norm, rngs)?)]
     pub encoder: Vec<BoxedLayer>,
     /// Latent mean head.
-    #[init(Linear::new(encoder_layers[encoder_layers.len() - 1], latent_dim, rngs)?)]
+    #[new(encoder_layers[encoder_layers.len() - 1], latent_dim)]
     pub mean_layer: Linear,
     /// Latent log-variance head.
-    #[init(Linear::new(encoder_layers[encoder_layers.len() - 1], latent_dim, rngs)?)]
+    #[new(encoder_layers[encoder_layers.len() - 1], latent_dim)]
     pub logvar_layer: Linear,
     /// `[Linear, BatchNorm?]` per decoder width.
     #[init(dense_stack(latent_dim, &decoder_layers, use_batch_norm, rngs)?)]
     pub decoder: Vec<BoxedLayer>,
     /// Back to the flattened input size.
-    #[init(Linear::new(decoder_layers[decoder_layers.len() - 1], input_dim, rngs)?)]
+    #[new(decoder_layers[decoder_layers.len() - 1], input_dim)]
     pub output_layer: Linear,
     /// Reparameterization noise.
     #[rng(stream = "sample")]
@@ -53,7 +54,7 @@ pub struct CustomVAE {
     #[config(default = true)]
     pub use_batch_norm: bool,
     /// `prod(input_shape)`.
-    #[config(computed = artifex_core::checked_product("CustomVAE", "input_shape", &input_shape)?)]
+    #[config(computed = checked_product("CustomVAE", "input_shape", &input_shape)?)]
     pub input_dim: usize,
 }
 
@@ -96,9 +97,7 @@ impl CustomVAE {
             h = self.activation.apply(&layer.forward(&h)?)?;
         }
         let x = artifex_core::activation::sigmoid(&self.output_layer.forward(&h)?)?;
-        let mut shape = vec![z.dim(0)?];
-        shape.extend(&self.input_shape);
-        Ok(x.reshape(shape)?)
+        ops::unflatten(&x, 1, &self.input_shape)
     }
 
     /// Encode, reparameterize, decode.

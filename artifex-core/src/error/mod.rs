@@ -162,6 +162,27 @@ impl Error {
             message: message.into(),
         }
     }
+
+    /// The error with its module replaced by `module`, when it names one ([`Error::Shape`],
+    /// [`Error::Input`], [`Error::Config`]); any other error unchanged. A layer that calls a
+    /// library function (e.g. [`dot_product_attention`](crate::layers::dot_product_attention))
+    /// claims that function's errors, so they name the layer's path:
+    ///
+    /// ```
+    /// use artifex_core::Error;
+    /// let e = Error::config("dot_product_attention", "bad").in_module("attn (MultiHeadAttention)");
+    /// assert_eq!(e.to_string(), "attn (MultiHeadAttention): invalid configuration: bad");
+    /// ```
+    #[must_use]
+    pub fn in_module(mut self, module: impl Into<String>) -> Self {
+        if let Error::Shape { module: m, .. }
+        | Error::Input { module: m, .. }
+        | Error::Config { module: m, .. } = &mut self
+        {
+            *m = module.into();
+        }
+        self
+    }
 }
 
 /// Errors of the training loop's set-up: where it writes and what it reads.

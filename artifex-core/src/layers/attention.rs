@@ -1,16 +1,7 @@
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{Device, Tensor};
 
-use super::{Dropout, Linear};
+use super::{dot_product_attention, Dropout, Linear};
 use crate::{module, ModulePath, Result};
-
-/// The value masked scores get before the softmax, as the seed's `jnp.where(mask, scores,
-/// -1e9)`; the most negative finite value for `f16` (where -1e9 would be `-inf`).
-fn mask_fill(dtype: DType) -> f64 {
-    match dtype {
-        DType::F16 => -65504.0,
-        _ => -1e9,
-    }
-}
 
 /// Multi-head self-attention as the seed's `MultiHeadAttention` writes it (not
 /// `nnx.MultiHeadAttention`, whose kernels are `(in, heads, head_dim)`).
@@ -22,6 +13,8 @@ fn mask_fill(dtype: DType) -> f64 {
 /// only when `dropout_rate > 0`), and the output projection.
 ///
 /// A fully masked row gets uniform weights over its keys (every score is -1e9), never NaN.
+/// Between the projections it calls [`dot_product_attention`], which a layer of another
+/// layout (cross-attention, grouped heads) can call the same way.
 ///
 /// ```
 /// use artifex_core::{layers::{causal_mask, MultiHeadAttention}, Rngs, candle_core::{DType, Device, Tensor}};
@@ -39,16 +32,16 @@ fn mask_fill(dtype: DType) -> f64 {
 #[check((0.0..=1.0).contains(&dropout_rate), "dropout_rate must be in [0, 1], got {dropout_rate}")]
 pub struct MultiHeadAttention {
     /// Query projection.
-    #[init(Linear::new(hidden_size, hidden_size, rngs)?)]
+    #[new(hidden_size, hidden_size)]
     pub q_proj: Linear,
     /// Key projection.
-    #[init(Linear::new(hidden_size, hidden_size, rngs)?)]
+    #[new(hidden_size, hidden_size)]
     pub k_proj: Linear,
     /// Value projection.
-    #[init(Linear::new(hidden_size, hidden_size, rngs)?)]
+    #[new(hidden_size, hidden_size)]
     pub v_proj: Linear,
     /// Output projection.
-    #[init(Linear::new(hidden_size, hidden_size, rngs)?)]
+    #[new(hidden_size, hidden_size)]
     pub out_proj: Linear,
     /// Dropout on the attention weights; `None` when `dropout_rate` is 0.
     #[init(Dropout::optional(dropout_rate, rngs)?)]
@@ -96,62 +89,17 @@ impl MultiHeadAttention {
     ) -> Result<(Tensor, Tensor)> {
         let dims = x.dims();
         if dims.len() != 3 || dims[2] != self.hidden_size {
-            return Err(self.path.shape_error(
-                "MultiHeadAttention",
-                format!("[batch, seq, {}]", self.hidden_size),
-                dims,
-            ));
+            let expected = format!("[batch, seq, {}]", self.hidden_size);
+            return Err(self.path.shape_error("MultiHeadAttention", expected, dims));
         }
-        let (b, s) = (dims[0], dims[1]);
-        let (h, d) = (self.num_heads, self.head_dim);
-        let heads = |t: Tensor| -> Result<Tensor> {
-            Ok(t.reshape((b, s, h, d))?.transpose(1, 2)?.contiguous()?)
-        };
+        let heads = |t: Tensor| t.reshape((dims[0], dims[1], self.num_heads, self.head_dim));
         let q = heads(self.q_proj.forward(x)?)?;
         let k = heads(self.k_proj.forward(x)?)?;
         let v = heads(self.v_proj.forward(x)?)?;
-
-        let kt = k.transpose(2, 3)?.contiguous()?;
-        let mut scores = (q.matmul(&kt)? / (d as f64).sqrt())?;
-        if let Some(mask) = mask {
-            let keep = self.expand_mask(mask, b, s)?;
-            let fill = Tensor::full(mask_fill(scores.dtype()), scores.shape(), scores.device())?
-                .to_dtype(scores.dtype())?;
-            scores = keep.where_cond(&scores, &fill)?;
-        }
-        let weights = candle_nn::ops::softmax(&scores, D::Minus1)?;
-        let dropped = match &self.dropout {
-            Some(dropout) => dropout.forward_t(&weights, train)?,
-            None => weights.clone(),
-        };
-        let context = dropped
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((b, s, self.hidden_size))?;
-        Ok((self.out_proj.forward(&context)?, weights))
-    }
-
-    /// The mask as `u8` `(batch, heads, seq, seq)`; nonzero entries are kept.
-    fn expand_mask(&self, mask: &Tensor, b: usize, s: usize) -> Result<Tensor> {
-        let m = mask.dims();
-        let ok = match m.len() {
-            2 => m == [s, s],
-            3 => (m[0] == b || m[0] == 1) && m[1..] == [s, s],
-            _ => false,
-        };
-        if !ok {
-            return Err(self.path.input_error(
-                "MultiHeadAttention",
-                format!("the mask must have shape [{b}, {s}, {s}], [1, {s}, {s}] or [{s}, {s}], got {m:?}"),
-            ));
-        }
-        let keep = mask.to_device(self.q_proj.kernel.device())?.ne(0.0)?;
-        let keep = if m.len() == 2 {
-            keep.unsqueeze(0)?.unsqueeze(0)?
-        } else {
-            keep.unsqueeze(1)?
-        };
-        Ok(keep.broadcast_as((b, self.num_heads, s, s))?.contiguous()?)
+        let (context, weights) =
+            dot_product_attention(&q, &k, &v, mask, self.dropout.as_ref(), train)
+                .map_err(|e| e.in_module(self.path.describe("MultiHeadAttention")))?;
+        Ok((self.out_proj.forward(&context.reshape(dims)?)?, weights))
     }
 }
 

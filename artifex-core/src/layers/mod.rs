@@ -4,6 +4,7 @@ mod attention;
 mod batch_norm;
 mod conv;
 mod conv_transpose;
+mod dot_product_attention;
 mod dropout;
 mod embed;
 mod group_norm;
@@ -20,6 +21,7 @@ pub use attention::{
 pub use batch_norm::{BatchNorm, BatchNormArgs, BatchNormBuilder};
 pub use conv::{Conv, ConvArgs, ConvBuilder};
 pub use conv_transpose::{ConvTranspose, ConvTransposeArgs, ConvTransposeBuilder};
+pub use dot_product_attention::dot_product_attention;
 pub use dropout::{Dropout, DropoutArgs, DropoutBuilder};
 pub use embed::{Embed, EmbedArgs, EmbedBuilder};
 pub use group_norm::{GroupNorm, GroupNormArgs, GroupNormBuilder};

@@ -299,3 +299,67 @@ fn config_and_shape_errors() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn dot_product_attention_is_what_the_layer_computes_between_its_projections() -> Result<()> {
+    use artifex_core::layers::dot_product_attention;
+    let attn = MultiHeadAttention::new(8, 2, &mut Rngs::new(3))?;
+    let x = naive::tensor(&[2, 5, 8], 4);
+    let mask = causal_mask(2, 5, &Device::Cpu)?;
+    let heads = |l: &Linear| l.forward(&x)?.reshape((2, 5, 2, 4)).map_err(Error::from);
+    let (q, k, v) = (
+        heads(&attn.q_proj)?,
+        heads(&attn.k_proj)?,
+        heads(&attn.v_proj)?,
+    );
+    let (context, weights) = dot_product_attention(&q, &k, &v, Some(&mask), None, None)?;
+    assert_eq!(context.dims(), &[2, 5, 2, 4]);
+    let y = attn.out_proj.forward(&context.reshape((2, 5, 8))?)?;
+    let (expected, expected_weights) = attn.forward_with_weights(&x, Some(&mask), None)?;
+    let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+    assert_eq!(flat(&y)?, flat(&expected)?);
+    assert_eq!(flat(&weights)?, flat(&expected_weights)?);
+    Ok(())
+}
+
+#[test]
+fn dot_product_attention_attends_over_another_length_and_checks_its_operands() -> Result<()> {
+    use artifex_core::layers::dot_product_attention;
+    let q = naive::tensor(&[2, 3, 2, 4], 1);
+    let kv = naive::tensor(&[2, 6, 2, 4], 2);
+    let (context, weights) = dot_product_attention(&q, &kv, &kv, None, None, None)?;
+    assert_eq!(context.dims(), &[2, 3, 2, 4]);
+    assert_eq!(weights.dims(), &[2, 2, 3, 6]);
+    // A (q, k) mask is shared by the batch; a fully masked row is uniform.
+    let mask = Tensor::zeros((3, 6), DType::U8, &Device::Cpu)?;
+    let (_, weights) = dot_product_attention(&q, &kv, &kv, Some(&mask), None, None)?;
+    for w in weights.flatten_all()?.to_vec1::<f32>()? {
+        assert!((w - 1.0 / 6.0).abs() < 1e-6);
+    }
+    let err = |r: Result<(Tensor, Tensor)>| r.map(|_| ()).unwrap_err().to_string();
+    assert_eq!(
+        err(dot_product_attention(&q, &kv, &kv, Some(&mask.t()?), None, None)),
+        "dot_product_attention: invalid input: the mask must have shape [2, 3, 6], [1, 3, 6] or [3, 6], got [6, 3]"
+    );
+    let other_heads = naive::tensor(&[2, 6, 4, 2], 2);
+    assert_eq!(
+        err(dot_product_attention(
+            &q,
+            &other_heads,
+            &kv,
+            None,
+            None,
+            None
+        )),
+        "dot_product_attention (key): expected input of shape [2, len, 2, 4], got [2, 6, 4, 2]"
+    );
+    assert_eq!(
+        err(dot_product_attention(&q, &kv, &q, None, None, None)),
+        "dot_product_attention (value): expected input of shape [2, 6, 2, 4] (the key's shape), got [2, 3, 2, 4]"
+    );
+    assert_eq!(
+        err(dot_product_attention(&kv.flatten_from(2)?, &kv, &kv, None, None, None)),
+        "dot_product_attention (query): expected input of shape [batch, len, heads, head_dim], got [2, 6, 8]"
+    );
+    Ok(())
+}
