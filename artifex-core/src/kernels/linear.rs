@@ -5,7 +5,7 @@
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
-use super::gemm::{matmuls, MatRef, Product};
+use super::gemm::{matmuls, new_products, transpose, MatRef, Product};
 use super::{cpu_f32, with_f32};
 
 struct LinearBias;
@@ -63,45 +63,36 @@ impl CustomOp3 for LinearBias {
         let ((m, k), n) = (x.dims2()?, kernel.dim(1)?);
         let dev = x.device();
         let needs_dx = x.track_op();
-        let mut dx = vec![0f32; if needs_dx { m * k } else { 0 }];
-        let mut dw = vec![0f32; k * n];
         let mut db = vec![0f32; n];
-        with_f32(grad, |g| {
+        let (dw, dx) = with_f32(grad, |g| {
             with_f32(x, |xs| {
                 with_f32(kernel, |w| {
                     let g = MatRef::row_major(g, m, n);
                     // dkernel = x^T @ g; dx = g @ kernel^T only when x depends on something
-                    // trainable (not for the data batch).
-                    let mut products = vec![Product {
-                        dst: &mut dw,
-                        accumulate: false,
-                        a: MatRef::row_major(xs, m, k).t(),
-                        b: g,
-                    }];
+                    // trainable (not for the data batch), from a transposed copy of the kernel
+                    // (read through strides, gemm would repack it for every block of rows).
+                    let kt = match needs_dx {
+                        true => transpose(w, k, n)?,
+                        false => Vec::new(),
+                    };
+                    let mut pairs = vec![(MatRef::row_major(xs, m, k).t(), g)];
                     if needs_dx {
-                        let kt = MatRef::row_major(w, k, n).t();
-                        products.push(Product {
-                            dst: &mut dx,
-                            accumulate: false,
-                            a: g,
-                            b: kt,
-                        });
+                        pairs.push((g, MatRef::row_major(&kt, n, k)));
                     }
-                    matmuls(products)?;
+                    let mut outs = new_products(&pairs)?.into_iter();
                     // dbias = column sums of g
                     for row in g.data.chunks_exact(n) {
                         for (s, v) in db.iter_mut().zip(row) {
                             *s += v;
                         }
                     }
-                    Ok(())
+                    Ok((outs.next().unwrap_or_default(), outs.next()))
                 })
             })
         })?;
-        let dx = if needs_dx {
-            Some(Tensor::from_vec(dx, (m, k), dev)?)
-        } else {
-            None
+        let dx = match dx {
+            Some(dx) => Some(Tensor::from_vec(dx, (m, k), dev)?),
+            None => None,
         };
         Ok((
             dx,
