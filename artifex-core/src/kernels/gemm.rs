@@ -192,18 +192,29 @@ pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize) -> candle_core::R
         let chunk = TRANSPOSE_COLS * rows;
         let dst = &mut out.spare_capacity_mut()[..src.len()];
         super::pool::for_chunks(dst, chunk, |start, block| {
-            let first = start / rows;
-            let width = block.len() / rows;
-            for (r, line) in src.chunks_exact(cols).enumerate() {
-                for (j, &v) in line[first..first + width].iter().enumerate() {
-                    block[j * rows + r].write(v);
+            let (first, width) = (start / rows, block.len() / rows);
+            // Tiles of TRANSPOSE_COLS x TRANSPOSE_COLS: read as source rows, written as runs
+            // of output rows (whole cache lines both ways).
+            let mut tile = [[0f32; TRANSPOSE_COLS]; TRANSPOSE_COLS];
+            for r0 in (0..rows).step_by(TRANSPOSE_COLS) {
+                let height = TRANSPOSE_COLS.min(rows - r0);
+                for (i, line) in src[r0 * cols..].chunks(cols).take(height).enumerate() {
+                    for (t, &v) in tile.iter_mut().zip(&line[first..first + width]) {
+                        t[i] = v;
+                    }
+                }
+                for (j, t) in tile.iter().take(width).enumerate() {
+                    let run = &mut block[j * rows + r0..j * rows + r0 + height];
+                    for (d, &v) in run.iter_mut().zip(&t[..height]) {
+                        d.write(v);
+                    }
                 }
             }
         });
     }
-    // SAFETY: the blocks are whole output rows (`rows` values each) covering `0..len`, and
-    // the loops above write value `(first + j, r)` for every `j < width` and `r < rows`;
-    // with `rows == 0` the length is 0.
+    // SAFETY: the blocks are whole output rows (`rows` values each) covering `0..len`; for
+    // every output row `j < width` of a block, the runs `r0..r0 + height` written above cover
+    // `0..rows`; with `rows == 0` the length is 0.
     unsafe { out.set_len(src.len()) };
     Ok(out)
 }
