@@ -8,11 +8,18 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use super::gemm::{matmuls, new_products, transpose, MatRef, Product};
 use super::{cpu_f32, with_f32};
 
-struct LinearBias;
+/// `x @ kernel + bias`, then `max(., 0)` when `relu` (one node for the pair: no ReLU pass,
+/// and no gradient of the pre-activation for candle's backprop to allocate and add up).
+struct LinearBias {
+    relu: bool,
+}
 
 impl CustomOp3 for LinearBias {
     fn name(&self) -> &'static str {
-        "artifex-linear-bias"
+        match self.relu {
+            true => "artifex-linear-bias-relu",
+            false => "artifex-linear-bias",
+        }
     }
 
     fn cpu_fwd(
@@ -48,6 +55,12 @@ impl CustomOp3 for LinearBias {
             a: x,
             b: kernel,
         }])?;
+        if self.relu {
+            // The ReLU kernel's expression (NaN and -0 give 0, as there).
+            for v in &mut y {
+                *v = if *v > 0.0 { *v } else { 0.0 };
+            }
+        }
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 
@@ -56,10 +69,28 @@ impl CustomOp3 for LinearBias {
         x: &Tensor,
         kernel: &Tensor,
         _bias: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        crate::autodiff::refuse_fused_backward("artifex-linear-bias", "Linear")?;
+        crate::autodiff::refuse_fused_backward(self.name(), "Linear")?;
+        // Through the ReLU first: the gradient where the output is positive (where the
+        // pre-activation is, as the ReLU kernel's backward has it), else 0.
+        let masked;
+        let grad = match self.relu {
+            true => {
+                let g = with_f32(res, |y| {
+                    with_f32(grad, |g| {
+                        let pairs = y.iter().zip(g);
+                        Ok(pairs
+                            .map(|(&y, &g)| if y > 0.0 { g } else { 0.0 })
+                            .collect())
+                    })
+                })?;
+                masked = Tensor::from_vec::<_, f32>(g, grad.shape(), grad.device())?;
+                &masked
+            }
+            false => grad,
+        };
         let ((m, k), n) = (x.dims2()?, kernel.dim(1)?);
         let dev = x.device();
         let needs_dx = x.track_op();
@@ -109,7 +140,16 @@ pub(crate) fn linear_bias(
     kernel: &Tensor,
     bias: &Tensor,
 ) -> candle_core::Result<Tensor> {
-    x.apply_op3(kernel, bias, LinearBias)
+    x.apply_op3(kernel, bias, LinearBias { relu: false })
+}
+
+/// `max(x @ kernel + bias, 0)` as one op; only where [`super::applies`] holds for all three.
+pub(crate) fn linear_bias_relu(
+    x: &Tensor,
+    kernel: &Tensor,
+    bias: &Tensor,
+) -> candle_core::Result<Tensor> {
+    x.apply_op3(kernel, bias, LinearBias { relu: true })
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ pub(crate) mod linear;
 pub(crate) mod mse;
 pub(crate) mod pool;
 pub(crate) mod relu;
+#[cfg(test)]
+mod relu_pairs;
 pub(crate) mod sigmoid;
 
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
