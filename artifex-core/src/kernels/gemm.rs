@@ -205,8 +205,18 @@ pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize) -> candle_core::R
                 }
                 for (j, t) in tile.iter().take(width).enumerate() {
                     let run = &mut block[j * rows + r0..j * rows + r0 + height];
-                    for (d, &v) in run.iter_mut().zip(&t[..height]) {
-                        d.write(v);
+                    match <&mut [MaybeUninit<f32>; TRANSPOSE_COLS]>::try_from(&mut *run) {
+                        // A whole tile row: a fixed-size copy (vector stores, no memcpy call).
+                        Ok(run) => {
+                            for (d, &v) in run.iter_mut().zip(t) {
+                                d.write(v);
+                            }
+                        }
+                        Err(_) => {
+                            for (d, &v) in run.iter_mut().zip(&t[..height]) {
+                                d.write(v);
+                            }
+                        }
                     }
                 }
             }
