@@ -117,9 +117,9 @@ impl BatchNormTrain {
             terms.zip(bias).map(move |(((&x, &m), &k), &b)| {
                 let y = (x - m) * k + b;
                 // The ReLU kernel's expression (NaN and -0 give 0, as there).
-                match relu && !(y > 0.0) {
-                    true => 0.0,
-                    false => y,
+                match !relu || y > 0.0 {
+                    true => y,
+                    false => 0.0,
                 }
             })
         })
