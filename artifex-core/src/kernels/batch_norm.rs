@@ -173,15 +173,7 @@ impl CustomOp3 for BatchNormTrain {
         let masked;
         let grad = match self.relu {
             true => {
-                let g = with_f32(res, |y| {
-                    with_f32(grad, |g| {
-                        let pairs = y.iter().zip(g);
-                        Ok(pairs
-                            .map(|(&y, &g)| if y > 0.0 { g } else { 0.0 })
-                            .collect())
-                    })
-                })?;
-                masked = Tensor::from_vec::<_, f32>(g, grad.shape(), grad.device())?;
+                masked = super::relu::grad_through(res, grad)?;
                 &masked
             }
             false => grad,

@@ -56,10 +56,7 @@ impl CustomOp3 for LinearBias {
             b: kernel,
         }])?;
         if self.relu {
-            // The ReLU kernel's expression (NaN and -0 give 0, as there).
-            for v in &mut y {
-                *v = if *v > 0.0 { *v } else { 0.0 };
-            }
+            super::relu::relu_in_place(&mut y);
         }
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
@@ -78,15 +75,7 @@ impl CustomOp3 for LinearBias {
         let masked;
         let grad = match self.relu {
             true => {
-                let g = with_f32(res, |y| {
-                    with_f32(grad, |g| {
-                        let pairs = y.iter().zip(g);
-                        Ok(pairs
-                            .map(|(&y, &g)| if y > 0.0 { g } else { 0.0 })
-                            .collect())
-                    })
-                })?;
-                masked = Tensor::from_vec::<_, f32>(g, grad.shape(), grad.device())?;
+                masked = super::relu::grad_through(res, grad)?;
                 &masked
             }
             false => grad,
