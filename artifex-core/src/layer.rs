@@ -8,6 +8,7 @@
 
 use candle_core::Tensor;
 
+use crate::activation::Activation;
 use crate::{Module, Result};
 
 /// A module that maps one tensor to one tensor.
@@ -21,6 +22,14 @@ pub trait Layer: Module + Send + Sync {
     /// Applies the layer in its current mode.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_t(x, None)
+    }
+
+    /// Applies the layer in its current mode, then `activation`: the same as
+    /// `activation.apply(&layer.forward(x)?)`, which layers with a fused kernel for the pair
+    /// (`Linear` and `BatchNorm` with ReLU on CPU `f32` data) run as one op. `#[layer]` impls
+    /// override it by defining an inherent `forward_activated` of this signature.
+    fn forward_activated(&self, x: &Tensor, activation: &Activation) -> Result<Tensor> {
+        activation.apply(&self.forward(x)?)
     }
 }
 

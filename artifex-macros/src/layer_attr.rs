@@ -160,6 +160,19 @@ pub fn expand(args: TokenStream, mut item: ItemImpl) -> TokenStream {
     } else {
         quote!(let _ = train;)
     };
+    // An inherent `forward_activated(&self, x, activation)` (a fused layer + activation)
+    // overrides the trait's.
+    let activated = by_name("forward_activated").map(|_| {
+        quote! {
+            fn forward_activated(
+                &self,
+                x: &#krate::candle_core::Tensor,
+                activation: &#krate::activation::Activation,
+            ) -> #krate::Result<#krate::candle_core::Tensor> {
+                <#self_ty>::forward_activated(self, x, activation)
+            }
+        }
+    });
     quote! {
         #item
 
@@ -173,6 +186,8 @@ pub fn expand(args: TokenStream, mut item: ItemImpl) -> TokenStream {
                 #unused
                 #call
             }
+
+            #activated
         }
 
         #candle

@@ -76,7 +76,7 @@ impl CustomVAE {
     pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let mut h = x.flatten_from(1)?;
         for layer in &self.encoder {
-            h = self.activation.apply(&layer.forward(&h)?)?;
+            h = layer.forward_activated(&h, &self.activation)?;
         }
         Ok((self.mean_layer.forward(&h)?, self.logvar_layer.forward(&h)?))
     }
@@ -94,7 +94,7 @@ impl CustomVAE {
     pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
         let mut h = z.clone();
         for layer in &self.decoder {
-            h = self.activation.apply(&layer.forward(&h)?)?;
+            h = layer.forward_activated(&h, &self.activation)?;
         }
         let x = artifex_core::activation::sigmoid(&self.output_layer.forward(&h)?)?;
         ops::unflatten(&x, 1, &self.input_shape)

@@ -102,6 +102,8 @@ struct BatchNormTrain {
     inv_std: Arc<Vec<f32>>,
     /// Whether `mean` and the variance are `x`'s batch statistics.
     batch_stats: bool,
+    /// Whether a ReLU follows (`max(., 0)` on the output, its mask on the gradient).
+    relu: bool,
 }
 
 impl BatchNormTrain {
@@ -111,14 +113,25 @@ impl BatchNormTrain {
         by_rows(x.len() / features.max(1), features, |r| {
             // Zipped iterators (no indexing) so the loop vectorizes.
             let terms = row(x, r, features).iter().zip(self.mean.iter()).zip(&mul);
-            terms.zip(bias).map(|(((&x, &m), &k), &b)| (x - m) * k + b)
+            let relu = self.relu;
+            terms.zip(bias).map(move |(((&x, &m), &k), &b)| {
+                let y = (x - m) * k + b;
+                // The ReLU kernel's expression (NaN and -0 give 0, as there).
+                match !relu || y > 0.0 {
+                    true => y,
+                    false => 0.0,
+                }
+            })
         })
     }
 }
 
 impl CustomOp3 for BatchNormTrain {
     fn name(&self) -> &'static str {
-        "artifex-batch-norm-train"
+        match self.relu {
+            true => "artifex-batch-norm-relu",
+            false => "artifex-batch-norm-train",
+        }
     }
 
     fn cpu_fwd(
@@ -152,10 +165,19 @@ impl CustomOp3 for BatchNormTrain {
         x: &Tensor,
         scale: &Tensor,
         _bias: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        crate::autodiff::refuse_fused_backward("artifex-batch-norm-train", "BatchNorm")?;
+        crate::autodiff::refuse_fused_backward(self.name(), "BatchNorm")?;
+        // Through the ReLU first: the gradient where the output is positive, else 0.
+        let masked;
+        let grad = match self.relu {
+            true => {
+                masked = super::relu::grad_through(res, grad)?;
+                &masked
+            }
+            false => grad,
+        };
         let (rows, features) = x.dims2()?;
         let n = rows.max(1) as f32;
         let (dx, dscale, dbias) = with_f32(x, |x| {
@@ -234,7 +256,8 @@ impl CustomOp3 for BatchNormTrain {
 }
 
 /// BatchNorm of `x (rows, features)` with the batch statistics `(mean, var)` (as from
-/// [`batch_stats`]); only for tensors where [`super::applies`] holds.
+/// [`batch_stats`]), followed by a ReLU when `relu`; only for tensors where
+/// [`super::applies`] holds.
 pub(crate) fn batch_norm_train(
     x: &Tensor,
     mean: Vec<f32>,
@@ -242,6 +265,7 @@ pub(crate) fn batch_norm_train(
     scale: &Tensor,
     bias: &Tensor,
     eps: f64,
+    relu: bool,
 ) -> candle_core::Result<Tensor> {
     let eps = eps as f32;
     let inv_std = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
@@ -249,6 +273,7 @@ pub(crate) fn batch_norm_train(
         mean: Arc::new(mean),
         inv_std: Arc::new(inv_std),
         batch_stats: true,
+        relu,
     };
     x.apply_op3(scale, bias, op)
 }
@@ -272,6 +297,7 @@ pub(crate) fn batch_norm_eval(
         mean: Arc::new(mean),
         inv_std: Arc::new(inv_std),
         batch_stats: false,
+        relu: false,
     };
     x.apply_op3(scale, bias, op)
 }

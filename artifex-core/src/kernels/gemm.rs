@@ -3,6 +3,8 @@
 //! transposed operands through strides, without copies. Several products are cut into blocks
 //! of output rows and spread over candle's CPU worker pool ([`super::pool`]).
 
+use std::mem::MaybeUninit;
+
 use gemm::Parallelism;
 
 /// A read-only `rows x cols` matrix inside `data`: element `(i, j)` is at
@@ -91,35 +93,183 @@ fn block_rows(m: usize, n: usize, k: usize) -> usize {
     m.div_ceil(parts).next_multiple_of(ROW_MULTIPLE).max(1)
 }
 
+/// Where a block of a product goes: an initialized buffer (overwritten, or accumulated onto
+/// when `accumulate`) or the uninitialized spare capacity of a new vector (overwritten).
+enum Dst<'a> {
+    Init {
+        data: &'a mut [f32],
+        accumulate: bool,
+    },
+    Uninit(&'a mut [MaybeUninit<f32>]),
+}
+
+impl<'a> Dst<'a> {
+    fn len(&self) -> usize {
+        match self {
+            Dst::Init { data, .. } => data.len(),
+            Dst::Uninit(data) => data.len(),
+        }
+    }
+
+    /// Consecutive pieces of `chunk` elements (the last one shorter).
+    fn chunks(self, chunk: usize) -> Vec<Dst<'a>> {
+        match self {
+            Dst::Init { data, accumulate } => data
+                .chunks_mut(chunk)
+                .map(|data| Dst::Init { data, accumulate })
+                .collect(),
+            Dst::Uninit(data) => data.chunks_mut(chunk).map(Dst::Uninit).collect(),
+        }
+    }
+}
+
+/// One block of a product: `dst = a @ b` (or `+=`).
+struct Block<'a> {
+    dst: Dst<'a>,
+    a: MatRef<'a>,
+    b: MatRef<'a>,
+}
+
 /// Runs independent products at once: each is cut into blocks of output rows, and the
 /// blocks of all of them are claimed one at a time by the threads of candle's worker pool;
 /// a product of one block stays on the calling thread.
 pub(crate) fn matmuls(products: Vec<Product<'_>>) -> candle_core::Result<()> {
+    let products = products.into_iter().map(|p| {
+        let dst = Dst::Init {
+            data: p.dst,
+            accumulate: p.accumulate,
+        };
+        (dst, p.a, p.b)
+    });
+    run_blocked(products.collect())
+}
+
+/// `a @ b` for each `(a, b)`, each into a new row-major vector of `a.rows * b.cols` values,
+/// computed as [`matmuls`] does, but with no zero fill of the results first: gemm writes
+/// every value of a product it does not accumulate onto.
+pub(crate) fn new_products(
+    pairs: &[(MatRef<'_>, MatRef<'_>)],
+) -> candle_core::Result<Vec<Vec<f32>>> {
+    let mut outs = Vec::with_capacity(pairs.len());
+    for (a, b) in pairs {
+        let Some(len) = a.rows.checked_mul(b.cols) else {
+            candle_core::bail!("artifex-gemm: a {} x {} product overflows", a.rows, b.cols);
+        };
+        outs.push(Vec::<f32>::with_capacity(len));
+    }
+    let products = outs.iter_mut().zip(pairs).map(|(out, &(a, b))| {
+        let len = a.rows * b.cols;
+        (Dst::Uninit(&mut out.spare_capacity_mut()[..len]), a, b)
+    });
+    run_blocked(products.collect())?;
+    for (out, (a, b)) in outs.iter_mut().zip(pairs) {
+        // SAFETY: `run_blocked` returned Ok, so each product was checked to be exactly
+        // `a.rows * b.cols` values (the length handed to it, inside the capacity), and every
+        // one of its blocks ran to completion: `gemm_block` writes every value of an
+        // uninitialized block (gemm with `read_dst = false` stores `a @ b` to each element of
+        // `dst` and never reads it; with `k == 0` the block is filled with zeros).
+        unsafe { out.set_len(a.rows * b.cols) };
+    }
+    Ok(outs)
+}
+
+/// Columns of the source per task of [`transpose`]: each task reads rows of this many
+/// contiguous values and writes as many output rows, all within the caches.
+const TRANSPOSE_COLS: usize = 16;
+
+/// The transpose of row-major `src (rows x cols)`, row-major `(cols x rows)`: what a product
+/// reads many times as `MatRef::t()` costs gemm a strided repacking each time, while the
+/// transposed copy is read as it lies. Made over the pool in blocks of output rows.
+pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize) -> candle_core::Result<Vec<f32>> {
+    if rows.checked_mul(cols) != Some(src.len()) {
+        candle_core::bail!(
+            "artifex-transpose: {} values for ({rows}, {cols})",
+            src.len()
+        );
+    }
+    let mut out: Vec<f32> = Vec::with_capacity(src.len());
+    if rows > 0 {
+        let chunk = TRANSPOSE_COLS * rows;
+        let dst = &mut out.spare_capacity_mut()[..src.len()];
+        super::pool::for_chunks(dst, chunk, |start, block| {
+            let (first, width) = (start / rows, block.len() / rows);
+            // Tiles of TRANSPOSE_COLS x TRANSPOSE_COLS: read as source rows, written as runs
+            // of output rows (whole cache lines both ways).
+            let mut tile = [[0f32; TRANSPOSE_COLS]; TRANSPOSE_COLS];
+            for r0 in (0..rows).step_by(TRANSPOSE_COLS) {
+                let height = TRANSPOSE_COLS.min(rows - r0);
+                for (i, line) in src[r0 * cols..].chunks(cols).take(height).enumerate() {
+                    for (t, &v) in tile.iter_mut().zip(&line[first..first + width]) {
+                        t[i] = v;
+                    }
+                }
+                for (j, t) in tile.iter().take(width).enumerate() {
+                    let run = &mut block[j * rows + r0..j * rows + r0 + height];
+                    match <&mut [MaybeUninit<f32>; TRANSPOSE_COLS]>::try_from(&mut *run) {
+                        // A whole tile row: a fixed-size copy (vector stores, no memcpy call).
+                        Ok(run) => {
+                            for (d, &v) in run.iter_mut().zip(t) {
+                                d.write(v);
+                            }
+                        }
+                        Err(_) => {
+                            for (d, &v) in run.iter_mut().zip(&t[..height]) {
+                                d.write(v);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+    // SAFETY: the blocks are whole output rows (`rows` values each) covering `0..len`; for
+    // every output row `j < width` of a block, the runs `r0..r0 + height` written above cover
+    // `0..rows`; with `rows == 0` the length is 0.
+    unsafe { out.set_len(src.len()) };
+    Ok(out)
+}
+
+/// Checks the products, cuts them into blocks of output rows, and runs the blocks over the
+/// pool.
+fn run_blocked(products: Vec<(Dst<'_>, MatRef<'_>, MatRef<'_>)>) -> candle_core::Result<()> {
     let mut blocks = Vec::new();
-    for Product {
-        dst,
-        accumulate,
-        a,
-        b,
-    } in products
-    {
+    for (dst, a, b) in products {
         check(dst.len(), a, b)?;
         let (m, n) = (a.rows, b.cols);
         if m == 0 || n == 0 {
             continue;
         }
         let rows = block_rows(m, n, a.cols);
-        for (i, d) in dst.chunks_mut(rows * n).enumerate() {
+        for (i, d) in dst.chunks(rows * n).into_iter().enumerate() {
             let block = a.row_block(i * rows, d.len() / n);
-            blocks.push(Product {
+            blocks.push(Block {
                 dst: d,
-                accumulate,
                 a: block,
                 b,
             });
         }
     }
-    super::pool::try_for_each_task(blocks, |p| matmul_serial(p.dst, p.accumulate, p.a, p.b))
+    super::pool::try_for_each_task(blocks, gemm_block)
+}
+
+/// One block on the calling thread.
+fn gemm_block(block: Block<'_>) -> candle_core::Result<()> {
+    let Block { dst, a, b } = block;
+    match dst {
+        Dst::Init { data, accumulate } => matmul_serial(data, accumulate, a, b),
+        Dst::Uninit(data) => {
+            check(data.len(), a, b)?;
+            if a.cols == 0 {
+                data.fill(MaybeUninit::new(0.0));
+                return Ok(());
+            }
+            // SAFETY: checked above (`dst` is exactly `a.rows * b.cols` values, the operands
+            // in bounds); with `accumulate = false` gemm never reads `dst`, so its being
+            // uninitialized is never observed, and it writes every element.
+            unsafe { gemm_raw(data.as_mut_ptr().cast::<f32>(), false, a, b) };
+            Ok(())
+        }
+    }
 }
 
 /// Checks the shapes and bounds of `dst (dst_len) = a @ b`.
@@ -143,26 +293,37 @@ pub(crate) fn matmul_serial(
     b: MatRef<'_>,
 ) -> candle_core::Result<()> {
     check(dst.len(), a, b)?;
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
-    if k == 0 {
+    if a.cols == 0 {
         if !accumulate {
             dst.fill(0.0);
         }
         return Ok(());
     }
+    // SAFETY: checked above; `dst` is a unique borrow, so it aliases neither operand.
+    unsafe { gemm_raw(dst.as_mut_ptr(), accumulate, a, b) };
+    Ok(())
+}
+
+/// `dst = a @ b` (or `+=` when `accumulate`) through gemm on the calling thread.
+///
+/// # Safety
+/// `check(len, a, b)` must have passed for the `len` values at `dst`, which must be valid for
+/// writes (and initialized when `accumulate`) and alias neither operand.
+unsafe fn gemm_raw(dst: *mut f32, accumulate: bool, a: MatRef<'_>, b: MatRef<'_>) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
     let s = |v: usize| v as isize;
-    // SAFETY: all three matrices were checked to lie inside their slices (`check`: `a` and
-    // `b` in bounds, `dst` exactly `m * n` row-major); `dst` is a unique borrow, so it aliases
-    // neither operand.
+    // SAFETY: by this function's contract, all three matrices lie inside their buffers (`a`
+    // and `b` in bounds, `dst` exactly `m * n` row-major values) and `dst` aliases neither
+    // operand; gemm reads `dst` only when `accumulate` (`read_dst`).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             s(n),
             accumulate,
@@ -180,7 +341,6 @@ pub(crate) fn matmul_serial(
             Parallelism::None,
         );
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -296,6 +456,52 @@ mod tests {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// New products (no zero fill) give the bits of products into zeroed buffers, for odd
+    /// shapes, transposed views, several blocks and an empty inner dimension.
+    #[test]
+    fn new_products_are_the_overwritten_products() -> candle_core::Result<()> {
+        let data = |n: usize| pattern(n, 7919, 1009);
+        for (m, k, n) in [
+            (300, 70, 90),
+            (1, 1, 1),
+            (17, 33, 49),
+            (128, 512, 784),
+            (5, 0, 3),
+        ] {
+            let (a_data, b_data) = (data(m * k), data(k * n));
+            let a = MatRef::row_major(&a_data, m, k);
+            let b = MatRef::row_major(&b_data, k, n);
+            let bt_data = transpose(&b_data, k, n)?;
+            let bt = MatRef::row_major(&bt_data, n, k).t();
+            let mut want = vec![7f32; m * n];
+            matmuls(vec![Product {
+                dst: &mut want,
+                accumulate: false,
+                a,
+                b,
+            }])?;
+            let got = new_products(&[(a, b), (a, bt)])?;
+            assert!(got[0] == want, "({m}, {k}, {n})");
+            assert!(got[1] == want, "({m}, {k}, {n}) through the transpose");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn transpose_moves_every_value() -> candle_core::Result<()> {
+        for (rows, cols) in [(0, 5), (5, 0), (1, 1), (3, 17), (784, 512), (33, 100)] {
+            let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            let t = transpose(&src, rows, cols)?;
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(t[c * rows + r], src[r * cols + c]);
+                }
+            }
+        }
+        assert!(transpose(&[1.0; 5], 2, 3).is_err());
         Ok(())
     }
 

@@ -5,14 +5,21 @@
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
-use super::gemm::{matmuls, MatRef, Product};
+use super::gemm::{matmuls, new_products, transpose, MatRef, Product};
 use super::{cpu_f32, with_f32};
 
-struct LinearBias;
+/// `x @ kernel + bias`, then `max(., 0)` when `relu` (one node for the pair: no ReLU pass,
+/// and no gradient of the pre-activation for candle's backprop to allocate and add up).
+struct LinearBias {
+    relu: bool,
+}
 
 impl CustomOp3 for LinearBias {
     fn name(&self) -> &'static str {
-        "artifex-linear-bias"
+        match self.relu {
+            true => "artifex-linear-bias-relu",
+            false => "artifex-linear-bias",
+        }
     }
 
     fn cpu_fwd(
@@ -48,6 +55,9 @@ impl CustomOp3 for LinearBias {
             a: x,
             b: kernel,
         }])?;
+        if self.relu {
+            super::relu::relu_in_place(&mut y);
+        }
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 
@@ -56,52 +66,53 @@ impl CustomOp3 for LinearBias {
         x: &Tensor,
         kernel: &Tensor,
         _bias: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        crate::autodiff::refuse_fused_backward("artifex-linear-bias", "Linear")?;
+        crate::autodiff::refuse_fused_backward(self.name(), "Linear")?;
+        // Through the ReLU first: the gradient where the output is positive (where the
+        // pre-activation is, as the ReLU kernel's backward has it), else 0.
+        let masked;
+        let grad = match self.relu {
+            true => {
+                masked = super::relu::grad_through(res, grad)?;
+                &masked
+            }
+            false => grad,
+        };
         let ((m, k), n) = (x.dims2()?, kernel.dim(1)?);
         let dev = x.device();
         let needs_dx = x.track_op();
-        let mut dx = vec![0f32; if needs_dx { m * k } else { 0 }];
-        let mut dw = vec![0f32; k * n];
         let mut db = vec![0f32; n];
-        with_f32(grad, |g| {
+        let (dw, dx) = with_f32(grad, |g| {
             with_f32(x, |xs| {
                 with_f32(kernel, |w| {
                     let g = MatRef::row_major(g, m, n);
                     // dkernel = x^T @ g; dx = g @ kernel^T only when x depends on something
-                    // trainable (not for the data batch).
-                    let mut products = vec![Product {
-                        dst: &mut dw,
-                        accumulate: false,
-                        a: MatRef::row_major(xs, m, k).t(),
-                        b: g,
-                    }];
+                    // trainable (not for the data batch), from a transposed copy of the kernel
+                    // (read through strides, gemm would repack it for every block of rows).
+                    let kt = match needs_dx {
+                        true => transpose(w, k, n)?,
+                        false => Vec::new(),
+                    };
+                    let mut pairs = vec![(MatRef::row_major(xs, m, k).t(), g)];
                     if needs_dx {
-                        let kt = MatRef::row_major(w, k, n).t();
-                        products.push(Product {
-                            dst: &mut dx,
-                            accumulate: false,
-                            a: g,
-                            b: kt,
-                        });
+                        pairs.push((g, MatRef::row_major(&kt, n, k)));
                     }
-                    matmuls(products)?;
+                    let mut outs = new_products(&pairs)?.into_iter();
                     // dbias = column sums of g
                     for row in g.data.chunks_exact(n) {
                         for (s, v) in db.iter_mut().zip(row) {
                             *s += v;
                         }
                     }
-                    Ok(())
+                    Ok((outs.next().unwrap_or_default(), outs.next()))
                 })
             })
         })?;
-        let dx = if needs_dx {
-            Some(Tensor::from_vec(dx, (m, k), dev)?)
-        } else {
-            None
+        let dx = match dx {
+            Some(dx) => Some(Tensor::from_vec(dx, (m, k), dev)?),
+            None => None,
         };
         Ok((
             dx,
@@ -118,7 +129,16 @@ pub(crate) fn linear_bias(
     kernel: &Tensor,
     bias: &Tensor,
 ) -> candle_core::Result<Tensor> {
-    x.apply_op3(kernel, bias, LinearBias)
+    x.apply_op3(kernel, bias, LinearBias { relu: false })
+}
+
+/// `max(x @ kernel + bias, 0)` as one op; only where [`super::applies`] holds for all three.
+pub(crate) fn linear_bias_relu(
+    x: &Tensor,
+    kernel: &Tensor,
+    bias: &Tensor,
+) -> candle_core::Result<Tensor> {
+    x.apply_op3(kernel, bias, LinearBias { relu: true })
 }
 
 #[cfg(test)]

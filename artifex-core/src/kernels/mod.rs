@@ -7,6 +7,7 @@
 //! backward pass refuses to run inside a graph-keeping gradient
 //! ([`crate::autodiff::refuse_fused_backward`]) instead of giving a wrong second derivative.
 
+pub(crate) mod allocator;
 pub(crate) mod batch_norm;
 pub(crate) mod concat;
 pub(crate) mod conv;
@@ -15,6 +16,8 @@ pub(crate) mod linear;
 pub(crate) mod mse;
 pub(crate) mod pool;
 pub(crate) mod relu;
+#[cfg(test)]
+mod relu_pairs;
 pub(crate) mod sigmoid;
 
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
@@ -40,6 +43,7 @@ pub(crate) fn applies(t: &Tensor) -> bool {
     {
         return false;
     }
+    allocator::tune_once();
     let (storage, layout) = t.storage_and_layout();
     matches!(&*storage, Storage::Cpu(_)) && layout.is_contiguous()
 }

@@ -50,6 +50,39 @@ impl CustomOp1 for Relu {
     }
 }
 
+/// `max(v, 0)` in place (the same expression as the op), in chunks over the pool: the ReLU
+/// of a fused layer + ReLU op.
+pub(crate) fn relu_in_place(v: &mut [f32]) {
+    pool::for_chunks(v, CHUNK, |_, chunk| {
+        for v in chunk {
+            *v = if *v > 0.0 { *v } else { 0.0 };
+        }
+    });
+}
+
+/// The gradient through a ReLU from its output `y`: `grad` where `y > 0` (where the input
+/// is), else 0, in chunks over the pool; for fused layer + ReLU ops.
+pub(crate) fn grad_through(y: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
+    let g = with_f32(y, |y| {
+        with_f32(grad, |g| {
+            if g.len() != y.len() {
+                candle_core::bail!(
+                    "artifex-relu: gradient of {} values for {} outputs",
+                    g.len(),
+                    y.len()
+                );
+            }
+            Ok(pool::collect_chunks(y.len(), CHUNK, |start, n| {
+                let (y, g) = (&y[start..start + n], &g[start..start + n]);
+                y.iter()
+                    .zip(g)
+                    .map(|(&y, &g)| if y > 0.0 { g } else { 0.0 })
+            }))
+        })
+    })?;
+    Tensor::from_vec(g, grad.shape(), grad.device())
+}
+
 /// `max(x, 0)` as the fused op; only for tensors where [`super::applies`] holds.
 pub(crate) fn relu(x: &Tensor) -> candle_core::Result<Tensor> {
     x.apply_op1(Relu)

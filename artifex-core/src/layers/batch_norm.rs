@@ -4,6 +4,7 @@ use candle_core::{DType, Tensor};
 
 use crate::distributed::{self, Communicator};
 
+use crate::activation::Activation;
 use crate::init::Init;
 use crate::{module, BatchStat, Mode, ModulePath, Param, Result};
 
@@ -90,6 +91,27 @@ impl BatchNorm {
         self.forward_t(x, None)
     }
 
+    /// `activation(forward(x))`; in training mode with ReLU on 2-D CPU `f32` data (not
+    /// synchronized across ranks), one fused op (the same values, and gradients to float
+    /// rounding).
+    pub fn forward_activated(&self, x: &Tensor, activation: &Activation) -> Result<Tensor> {
+        let plain = |x: &Tensor| activation.apply(&self.forward(x)?);
+        let training = self.mode.resolve(None);
+        if !matches!(activation, Activation::Relu)
+            || x.rank() != 2
+            || !training
+            || self.synced_communicator().is_some()
+        {
+            return plain(x);
+        }
+        self.path
+            .expect_features("BatchNorm", x, 2, self.num_features)?;
+        match self.fused_train(x, true)? {
+            Some(y) => Ok(y),
+            None => plain(x),
+        }
+    }
+
     /// Normalizes; `train` overrides the mode for this call (NNX `use_running_average = !train`).
     pub fn forward_t(&self, x: &Tensor, train: Option<bool>) -> Result<Tensor> {
         self.path
@@ -101,7 +123,7 @@ impl BatchNorm {
                 return self.synced_train(x2, comm);
             }
             if training {
-                if let Some(y) = self.fused_train(x2)? {
+                if let Some(y) = self.fused_train(x2, false)? {
                     return Ok(y);
                 }
             } else if let Some(y) = self.fused_eval(x2)? {
@@ -181,9 +203,10 @@ impl BatchNorm {
         Ok(())
     }
 
-    /// The fused CPU kernel of training mode, when it applies (contiguous f32 CPU data, scale
-    /// and bias present, fast paths on); `None` otherwise.
-    fn fused_train(&self, x2: &Tensor) -> Result<Option<Tensor>> {
+    /// The fused CPU kernel of training mode (followed by a ReLU when `relu`), when it
+    /// applies (contiguous f32 CPU data, scale and bias present, fast paths on); `None`
+    /// otherwise.
+    fn fused_train(&self, x2: &Tensor, relu: bool) -> Result<Option<Tensor>> {
         use crate::kernels::{applies, batch_norm};
         let (Some(scale), Some(bias)) = (&self.scale, &self.bias) else {
             return Ok(None);
@@ -197,7 +220,7 @@ impl BatchNorm {
             &Tensor::from_slice(&mean, self.num_features, dev)?,
             &Tensor::from_slice(&var, self.num_features, dev)?,
         )?;
-        let y = batch_norm::batch_norm_train(x2, mean, &var, scale, bias, self.epsilon)?;
+        let y = batch_norm::batch_norm_train(x2, mean, &var, scale, bias, self.epsilon, relu)?;
         Ok(Some(y))
     }
 }

@@ -1,5 +1,6 @@
 use candle_core::{DType, Tensor};
 
+use crate::activation::Activation;
 use crate::init::Init;
 use crate::{module, ModulePath, Param, Result};
 
@@ -50,5 +51,19 @@ impl Linear {
         self.path
             .expect_features("Linear", x, 1, self.in_features)?;
         crate::ops::linear(x, &self.kernel, self.bias.as_deref())
+    }
+
+    /// `activation(forward(x))`; with ReLU on 2-D CPU `f32` data, one fused op (the same
+    /// values, and gradients to float rounding).
+    pub fn forward_activated(&self, x: &Tensor, activation: &Activation) -> Result<Tensor> {
+        use crate::kernels::{applies, linear};
+        if let (Activation::Relu, Some(b), 2) = (activation, self.bias.as_deref(), x.rank()) {
+            self.path
+                .expect_features("Linear", x, 1, self.in_features)?;
+            if applies(x) && applies(&self.kernel) && applies(b) {
+                return Ok(linear::linear_bias_relu(x, &self.kernel, b)?);
+            }
+        }
+        activation.apply(&self.forward(x)?)
     }
 }

@@ -147,7 +147,51 @@ impl F32Coefs {
         }
     }
 
+    /// The update of one chunk, with the widest vectors this CPU has: the crate is compiled
+    /// for baseline x86-64 (4-wide SSE), so the loop is also compiled for AVX-512 and AVX2
+    /// and picked at run time. Every variant performs the same IEEE operations per element
+    /// (Rust never contracts a multiply and an add into an FMA, and vector square roots and
+    /// divisions round exactly as scalar ones), so the results are the same bits.
     fn apply(&self, p: &mut [f32], mu: &mut [f32], nu: &mut [f32], g: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F (checked just above).
+                unsafe { self.apply_avx512(p, mu, nu, g) };
+                return;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2 (checked just above).
+                unsafe { self.apply_avx2(p, mu, nu, g) };
+                return;
+            }
+        }
+        self.apply_any(p, mu, nu, g);
+    }
+
+    /// [`Self::apply_any`] compiled for AVX-512F.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn apply_avx512(&self, p: &mut [f32], mu: &mut [f32], nu: &mut [f32], g: &[f32]) {
+        self.apply_any(p, mu, nu, g);
+    }
+
+    /// [`Self::apply_any`] compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn apply_avx2(&self, p: &mut [f32], mu: &mut [f32], nu: &mut [f32], g: &[f32]) {
+        self.apply_any(p, mu, nu, g);
+    }
+
+    /// The update for whatever instruction set the caller is compiled for (inlined into it).
+    #[inline(always)]
+    fn apply_any(&self, p: &mut [f32], mu: &mut [f32], nu: &mut [f32], g: &[f32]) {
         match self.decay {
             Some(d) => self.apply_with(p, mu, nu, g, |w| w * d + 0.0),
             None => self.apply_with(p, mu, nu, g, |w| w),
