@@ -100,23 +100,11 @@ pub fn expand(input: &DeriveInput) -> TokenStream {
     }
 
     let name = &input.ident;
-    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
-    let mut predicates: Vec<TokenStream> = where_clause
-        .map(|w| w.predicates.iter().map(ToTokens::to_token_stream).collect())
-        .unwrap_or_default();
-    if cx.failed() {
-        let errors = cx.into_compile_errors();
-        let stand_in = stand_in_module(&krate, name, &input.generics, &where_of(&predicates));
-        return quote! {
-            #errors
-            #stand_in
-        };
-    }
-    match &opts.bound {
-        Some(declared) => predicates.extend(declared.iter().map(ToTokens::to_token_stream)),
-        None => predicates.extend(bounds),
-    }
-    let where_tokens = where_of(&predicates);
+    let (impl_generics, ty_generics, _) = input.generics.split_for_impl();
+    let where_tokens = match impl_where(input, &krate, cx, &opts, bounds) {
+        Ok(tokens) => tokens,
+        Err(errors_and_stand_in) => return errors_and_stand_in,
+    };
 
     let self_reg = regularizer_report(&krate, input);
 
@@ -163,6 +151,38 @@ fn regularizer_report(krate: &TokenStream, input: &DeriveInput) -> TokenStream {
             }
         },
     }
+}
+
+/// The `where` clause of the generated impl: the struct's own predicates plus the declared
+/// (`bound = ..`) or inferred field bounds. When attribute errors were collected, `Err` holds
+/// what to emit instead: every error and a stand-in impl, so uses of the type add no errors.
+fn impl_where(
+    input: &DeriveInput,
+    krate: &TokenStream,
+    cx: Ctxt,
+    opts: &options::Options,
+    bounds: Vec<TokenStream>,
+) -> Result<TokenStream, TokenStream> {
+    let mut predicates: Vec<TokenStream> = input
+        .generics
+        .where_clause
+        .as_ref()
+        .map(|w| w.predicates.iter().map(ToTokens::to_token_stream).collect())
+        .unwrap_or_default();
+    if cx.failed() {
+        let errors = cx.into_compile_errors();
+        let stand_in =
+            stand_in_module(krate, &input.ident, &input.generics, &where_of(&predicates));
+        return Err(quote! {
+            #errors
+            #stand_in
+        });
+    }
+    match &opts.bound {
+        Some(declared) => predicates.extend(declared.iter().map(ToTokens::to_token_stream)),
+        None => predicates.extend(bounds),
+    }
+    Ok(where_of(&predicates))
 }
 
 /// An empty `Module` impl emitted after failed expansion, so that uses of the type report
@@ -241,23 +261,11 @@ fn expand_enum(
         }
     }
     let name = &input.ident;
-    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
-    let mut predicates: Vec<TokenStream> = where_clause
-        .map(|w| w.predicates.iter().map(ToTokens::to_token_stream).collect())
-        .unwrap_or_default();
-    if cx.failed() {
-        let errors = cx.into_compile_errors();
-        let stand_in = stand_in_module(krate, name, &input.generics, &where_of(&predicates));
-        return quote! {
-            #errors
-            #stand_in
-        };
-    }
-    match &opts.bound {
-        Some(declared) => predicates.extend(declared.iter().map(ToTokens::to_token_stream)),
-        None => predicates.extend(bounds),
-    }
-    let where_tokens = where_of(&predicates);
+    let (impl_generics, ty_generics, _) = input.generics.split_for_impl();
+    let where_tokens = match impl_where(input, krate, cx, opts, bounds) {
+        Ok(tokens) => tokens,
+        Err(errors_and_stand_in) => return errors_and_stand_in,
+    };
     let self_reg = regularizer_report(krate, input);
     // `match *self {}` for an enum without variants (a reference is never empty).
     let scrutinee = if data.variants.is_empty() {

@@ -169,15 +169,8 @@ impl CustomOp3 for BatchNormTrain {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         crate::autodiff::refuse_fused_backward(self.name(), "BatchNorm")?;
-        // Through the ReLU first: the gradient where the output is positive, else 0.
-        let masked;
-        let grad = match self.relu {
-            true => {
-                masked = super::relu::grad_through(res, grad)?;
-                &masked
-            }
-            false => grad,
-        };
+        // Through the ReLU first, when fused: the gradient where the output is positive.
+        let grad = &super::relu::grad_through_if(self.relu, res, grad)?;
         let (rows, features) = x.dims2()?;
         let n = rows.max(1) as f32;
         let (dx, dscale, dbias) = with_f32(x, |x| {

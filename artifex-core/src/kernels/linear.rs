@@ -70,16 +70,8 @@ impl CustomOp3 for LinearBias {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         crate::autodiff::refuse_fused_backward(self.name(), "Linear")?;
-        // Through the ReLU first: the gradient where the output is positive (where the
-        // pre-activation is, as the ReLU kernel's backward has it), else 0.
-        let masked;
-        let grad = match self.relu {
-            true => {
-                masked = super::relu::grad_through(res, grad)?;
-                &masked
-            }
-            false => grad,
-        };
+        // Through the ReLU first, when fused: the gradient where the output is positive.
+        let grad = &super::relu::grad_through_if(self.relu, res, grad)?;
         let ((m, k), n) = (x.dims2()?, kernel.dim(1)?);
         let dev = x.device();
         let needs_dx = x.track_op();

@@ -60,9 +60,17 @@ pub(crate) fn relu_in_place(v: &mut [f32]) {
     });
 }
 
-/// The gradient through a ReLU from its output `y`: `grad` where `y > 0` (where the input
-/// is), else 0, in chunks over the pool; for fused layer + ReLU ops.
-pub(crate) fn grad_through(y: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
+/// The gradient of a fused layer + ReLU op at its pre-activation: with `relu`, `grad` where
+/// the op's output `y > 0` (where the input is), else 0, in chunks over the pool; without,
+/// `grad` itself (a shared handle, no copy).
+pub(crate) fn grad_through_if(
+    relu: bool,
+    y: &Tensor,
+    grad: &Tensor,
+) -> candle_core::Result<Tensor> {
+    if !relu {
+        return Ok(grad.clone());
+    }
     let g = with_f32(y, |y| {
         with_f32(grad, |g| {
             if g.len() != y.len() {
