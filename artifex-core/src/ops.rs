@@ -108,18 +108,34 @@ pub fn unflatten(x: &Tensor, dim: usize, sizes: &[usize]) -> Result<Tensor> {
 /// # Ok::<(), artifex_core::Error>(())
 /// ```
 pub fn linear(x: &Tensor, kernel: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    linear_then_relu(x, kernel, bias, false)
+}
+
+/// [`linear`], followed by [`crate::activation::relu`] when `relu`: one fused op (no
+/// pre-activation tensor or gradient) where the Linear kernel applies.
+pub(crate) fn linear_then_relu(
+    x: &Tensor,
+    kernel: &Tensor,
+    bias: Option<&Tensor>,
+    relu: bool,
+) -> Result<Tensor> {
     over_rows(x, kernel.dim(1)?, |x2| {
         if let Some(b) = bias {
             use crate::kernels::{applies, linear};
             if applies(x2) && applies(kernel) && applies(b) {
-                return Ok(linear::linear_bias(x2, kernel, b)?);
+                return Ok(linear::linear_bias(x2, kernel, b, relu)?);
             }
         }
         let y = x2.matmul(kernel)?;
-        Ok(match bias {
+        let y = match bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
-        })
+        };
+        if relu {
+            crate::activation::relu(&y)
+        } else {
+            Ok(y)
+        }
     })
 }
 

@@ -114,23 +114,15 @@ impl CustomOp3 for LinearBias {
     }
 }
 
-/// `x (rows, in) @ kernel (in, out) + bias (out,)`; only where [`super::applies`] holds for
-/// all three.
+/// `x (rows, in) @ kernel (in, out) + bias (out,)`, then `max(.., 0)` when `relu`, as one op;
+/// only where [`super::applies`] holds for all three.
 pub(crate) fn linear_bias(
     x: &Tensor,
     kernel: &Tensor,
     bias: &Tensor,
+    relu: bool,
 ) -> candle_core::Result<Tensor> {
-    x.apply_op3(kernel, bias, LinearBias { relu: false })
-}
-
-/// `max(x @ kernel + bias, 0)` as one op; only where [`super::applies`] holds for all three.
-pub(crate) fn linear_bias_relu(
-    x: &Tensor,
-    kernel: &Tensor,
-    bias: &Tensor,
-) -> candle_core::Result<Tensor> {
-    x.apply_op3(kernel, bias, LinearBias { relu: true })
+    x.apply_op3(kernel, bias, LinearBias { relu })
 }
 
 #[cfg(test)]
@@ -167,7 +159,7 @@ mod tests {
             let x = Tensor::from_slice(&xs, (m, k), &dev)?;
             let w = Tensor::from_slice(&ws, (k, n), &dev)?;
             let b = Tensor::from_slice(&bs, n, &dev)?;
-            let fused = super::linear_bias(&x, &w, &b)?
+            let fused = super::linear_bias(&x, &w, &b, false)?
                 .flatten_all()?
                 .to_vec1::<f32>()?;
             let plain = x.matmul(&w)?.flatten_all()?.to_vec1::<f32>()?;

@@ -53,17 +53,14 @@ impl Linear {
         crate::ops::linear(x, &self.kernel, self.bias.as_deref())
     }
 
-    /// `activation(forward(x))`; with ReLU on 2-D CPU `f32` data, one fused op (the same
+    /// `activation(forward(x))`; with ReLU on CPU `f32` data, one fused op (the same
     /// values, and gradients to float rounding).
     pub fn forward_activated(&self, x: &Tensor, activation: &Activation) -> Result<Tensor> {
-        use crate::kernels::{applies, linear};
-        if let (Activation::Relu, Some(b), 2) = (activation, self.bias.as_deref(), x.rank()) {
-            self.path
-                .expect_features("Linear", x, 1, self.in_features)?;
-            if applies(x) && applies(&self.kernel) && applies(b) {
-                return Ok(linear::linear_bias_relu(x, &self.kernel, b)?);
-            }
+        if !matches!(activation, Activation::Relu) {
+            return activation.apply(&self.forward(x)?);
         }
-        activation.apply(&self.forward(x)?)
+        self.path
+            .expect_features("Linear", x, 1, self.in_features)?;
+        crate::ops::linear_then_relu(x, &self.kernel, self.bias.as_deref(), true)
     }
 }
