@@ -44,14 +44,14 @@ pub struct NewArgs {
 impl NewArgs {
     fn from_exprs(exprs: Punctuated<Expr, Token![,]>) -> Self {
         let mut args: Vec<Expr> = exprs.into_iter().collect();
-        let when = match args.last() {
+        let when = match args.pop() {
             Some(Expr::Assign(a)) if matches!(&*a.left, Expr::Path(p) if p.path.is_ident("when")) => {
-                match args.pop() {
-                    Some(Expr::Assign(a)) => Some(*a.right),
-                    _ => None,
-                }
+                Some(*a.right)
             }
-            _ => None,
+            last => {
+                args.extend(last);
+                None
+            }
         };
         Self { args, when }
     }
