@@ -17,6 +17,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 use super::{cpu_f32, pool, with_f32};
+use crate::autodiff::route_param_grad as route;
 
 /// Features per task of the per-feature sums (narrower blocks cost more loop overhead per
 /// row than they gain).
@@ -164,7 +165,7 @@ impl CustomOp3 for BatchNormTrain {
         &self,
         x: &Tensor,
         scale: &Tensor,
-        _bias: &Tensor,
+        bias: &Tensor,
         res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
@@ -242,8 +243,8 @@ impl CustomOp3 for BatchNormTrain {
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(dx, (rows, features), dev)?),
-            Some(Tensor::from_vec(dscale, features, dev)?),
-            Some(Tensor::from_vec(dbias, features, dev)?),
+            route(scale, Tensor::from_vec(dscale, features, dev)?)?,
+            route(bias, Tensor::from_vec(dbias, features, dev)?)?,
         ))
     }
 }

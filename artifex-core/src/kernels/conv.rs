@@ -24,6 +24,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
 use super::gemm::{matmul_serial, matmuls, MatRef, Product};
 use super::{cpu_f32, pool, with_f32};
+use crate::autodiff::route_param_grad as route;
 
 /// Patch values per task (rows of patches x patch length): 256 KB of patches stay in the
 /// core's cache between the im2col copy and the product that reads them.
@@ -573,7 +574,7 @@ impl ConvOp {
         kernel: &Tensor,
         bias: Option<&Tensor>,
         grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         crate::autodiff::refuse_fused_backward("artifex-conv", "Conv / ConvTranspose")?;
         let needs_db = bias.is_some_and(Tensor::track_op);
         let grads = with_f32(x, |xs| {
@@ -588,10 +589,10 @@ impl ConvOp {
             Some(v) => Some(Tensor::from_vec(v, x.shape(), dev)?),
             None => None,
         };
-        let dk = Tensor::from_vec(grads.dk, kernel.shape(), dev)?;
-        let db = match grads.db {
-            Some(v) => Some(Tensor::from_vec(v, self.geometry.cout, dev)?),
-            None => None,
+        let dk = route(kernel, Tensor::from_vec(grads.dk, kernel.shape(), dev)?)?;
+        let db = match (grads.db, bias) {
+            (Some(v), Some(bias)) => route(bias, Tensor::from_vec(v, self.geometry.cout, dev)?)?,
+            _ => None,
         };
         Ok((dx, dk, db))
     }
@@ -623,7 +624,7 @@ impl CustomOp3 for ConvOp {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (dx, dk, db) = self.grads(x, kernel, Some(bias), grad)?;
-        Ok((dx, Some(dk), db))
+        Ok((dx, dk, db))
     }
 }
 
@@ -650,7 +651,7 @@ impl CustomOp2 for ConvOp {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let (dx, dk, _) = self.grads(x, kernel, None, grad)?;
-        Ok((dx, Some(dk)))
+        Ok((dx, dk))
     }
 }
 

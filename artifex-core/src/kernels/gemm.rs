@@ -79,10 +79,12 @@ const BLOCK_MACS: usize = 1 << 21;
 /// The most blocks one product is cut into: each block packs the shared operand `b` again.
 const MAX_BLOCKS: usize = 8;
 
-/// Block heights are multiples of this: 16 (the f32 micro-kernel's height) and a multiple of
-/// its widths (6 with AVX2, 8 with AVX-512; gemm runs the product transposed), so blocks do
-/// not end in narrow edge tiles.
-const ROW_MULTIPLE: usize = 48;
+/// Block heights are multiples of this: twice 16 (the f32 micro-kernel's height) and a
+/// multiple of its AVX-512 width (8; gemm runs the product transposed), so blocks end in few
+/// narrow edge tiles, while a 128-row batch still splits into 4 equal blocks. 48 (a multiple
+/// of the AVX2 width 6 as well) split it 48 + 48 + 32: with 2 threads one idled a third of
+/// every forward product (the VAE step 6-7% slower).
+const ROW_MULTIPLE: usize = 32;
 
 /// Output rows per block of an `m x k @ k x n` product, giving each block about
 /// [`BLOCK_MACS`]. It depends on the shapes only, never on the number of threads, and row
@@ -101,13 +103,20 @@ enum Dst<'a> {
         accumulate: bool,
     },
     Uninit(&'a mut [MaybeUninit<f32>]),
+    /// Uninitialized whole rows that get `bias` first, then the product added, then a ReLU
+    /// when `relu`: the bias and activation in the block's own task, while it is in cache.
+    Biased {
+        data: &'a mut [MaybeUninit<f32>],
+        bias: &'a [f32],
+        relu: bool,
+    },
 }
 
 impl<'a> Dst<'a> {
     fn len(&self) -> usize {
         match self {
             Dst::Init { data, .. } => data.len(),
-            Dst::Uninit(data) => data.len(),
+            Dst::Uninit(data) | Dst::Biased { data, .. } => data.len(),
         }
     }
 
@@ -119,6 +128,10 @@ impl<'a> Dst<'a> {
                 .map(|data| Dst::Init { data, accumulate })
                 .collect(),
             Dst::Uninit(data) => data.chunks_mut(chunk).map(Dst::Uninit).collect(),
+            Dst::Biased { data, bias, relu } => data
+                .chunks_mut(chunk)
+                .map(|data| Dst::Biased { data, bias, relu })
+                .collect(),
         }
     }
 }
@@ -173,59 +186,33 @@ pub(crate) fn new_products(
     Ok(outs)
 }
 
-/// Columns of the source per task of [`transpose`]: each task reads rows of this many
-/// contiguous values and writes as many output rows, all within the caches.
-const TRANSPOSE_COLS: usize = 16;
-
-/// The transpose of row-major `src (rows x cols)`, row-major `(cols x rows)`: what a product
-/// reads many times as `MatRef::t()` costs gemm a strided repacking each time, while the
-/// transposed copy is read as it lies. Made over the pool in blocks of output rows.
-pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize) -> candle_core::Result<Vec<f32>> {
-    if rows.checked_mul(cols) != Some(src.len()) {
+/// `a @ b + bias` (`bias` added to every row), then `max(.., 0)` when `relu`, into a new
+/// row-major vector: one product cut into blocks as [`matmuls`] does, each block writing its
+/// bias rows, accumulating its product onto them and applying the ReLU in its own task (no
+/// serial bias fill or ReLU pass over the whole output).
+pub(crate) fn new_biased_product(
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    bias: &[f32],
+    relu: bool,
+) -> candle_core::Result<Vec<f32>> {
+    if bias.len() != b.cols {
         candle_core::bail!(
-            "artifex-transpose: {} values for ({rows}, {cols})",
-            src.len()
+            "artifex-gemm: a bias of {} values for {} output columns",
+            bias.len(),
+            b.cols
         );
     }
-    let mut out: Vec<f32> = Vec::with_capacity(src.len());
-    if rows > 0 {
-        let chunk = TRANSPOSE_COLS * rows;
-        let dst = &mut out.spare_capacity_mut()[..src.len()];
-        super::pool::for_chunks(dst, chunk, |start, block| {
-            let (first, width) = (start / rows, block.len() / rows);
-            // Tiles of TRANSPOSE_COLS x TRANSPOSE_COLS: read as source rows, written as runs
-            // of output rows (whole cache lines both ways).
-            let mut tile = [[0f32; TRANSPOSE_COLS]; TRANSPOSE_COLS];
-            for r0 in (0..rows).step_by(TRANSPOSE_COLS) {
-                let height = TRANSPOSE_COLS.min(rows - r0);
-                for (i, line) in src[r0 * cols..].chunks(cols).take(height).enumerate() {
-                    for (t, &v) in tile.iter_mut().zip(&line[first..first + width]) {
-                        t[i] = v;
-                    }
-                }
-                for (j, t) in tile.iter().take(width).enumerate() {
-                    let run = &mut block[j * rows + r0..j * rows + r0 + height];
-                    match <&mut [MaybeUninit<f32>; TRANSPOSE_COLS]>::try_from(&mut *run) {
-                        // A whole tile row: a fixed-size copy (vector stores, no memcpy call).
-                        Ok(run) => {
-                            for (d, &v) in run.iter_mut().zip(t) {
-                                d.write(v);
-                            }
-                        }
-                        Err(_) => {
-                            for (d, &v) in run.iter_mut().zip(&t[..height]) {
-                                d.write(v);
-                            }
-                        }
-                    }
-                }
-            }
-        });
-    }
-    // SAFETY: the blocks are whole output rows (`rows` values each) covering `0..len`; for
-    // every output row `j < width` of a block, the runs `r0..r0 + height` written above cover
-    // `0..rows`; with `rows == 0` the length is 0.
-    unsafe { out.set_len(src.len()) };
+    let Some(len) = a.rows.checked_mul(b.cols) else {
+        candle_core::bail!("artifex-gemm: a {} x {} product overflows", a.rows, b.cols);
+    };
+    let mut out = Vec::<f32>::with_capacity(len);
+    let data = &mut out.spare_capacity_mut()[..len];
+    run_blocked(vec![(Dst::Biased { data, bias, relu }, a, b)])?;
+    // SAFETY: `run_blocked` returned Ok, so the product was checked to be exactly `len`
+    // values and every block ran to completion, writing all of its values (bias rows first).
+    // With no columns there is nothing to write; with no rows `len` is 0.
+    unsafe { out.set_len(len) };
     Ok(out)
 }
 
@@ -267,6 +254,27 @@ fn gemm_block(block: Block<'_>) -> candle_core::Result<()> {
             // in bounds); with `accumulate = false` gemm never reads `dst`, so its being
             // uninitialized is never observed, and it writes every element.
             unsafe { gemm_raw(data.as_mut_ptr().cast::<f32>(), false, a, b) };
+            Ok(())
+        }
+        Dst::Biased { data, bias, relu } => {
+            if bias.is_empty() || data.len() % bias.len() != 0 {
+                candle_core::bail!(
+                    "artifex-gemm: a bias of {} values for a block of {}",
+                    bias.len(),
+                    data.len()
+                );
+            }
+            for row in data.chunks_exact_mut(bias.len()) {
+                for (d, &v) in row.iter_mut().zip(bias) {
+                    d.write(v);
+                }
+            }
+            // SAFETY: every value was written just above (whole rows of `bias`).
+            let data = unsafe { &mut *(data as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            matmul_serial(data, true, a, b)?;
+            if relu {
+                super::relu::relu_serial(data);
+            }
             Ok(())
         }
     }
@@ -474,7 +482,7 @@ mod tests {
             let (a_data, b_data) = (data(m * k), data(k * n));
             let a = MatRef::row_major(&a_data, m, k);
             let b = MatRef::row_major(&b_data, k, n);
-            let bt_data = transpose(&b_data, k, n)?;
+            let bt_data = crate::kernels::transpose::transpose(&b_data, k, n)?;
             let bt = MatRef::row_major(&bt_data, n, k).t();
             let mut want = vec![7f32; m * n];
             matmuls(vec![Product {
@@ -487,21 +495,6 @@ mod tests {
             assert!(got[0] == want, "({m}, {k}, {n})");
             assert!(got[1] == want, "({m}, {k}, {n}) through the transpose");
         }
-        Ok(())
-    }
-
-    #[test]
-    fn transpose_moves_every_value() -> candle_core::Result<()> {
-        for (rows, cols) in [(0, 5), (5, 0), (1, 1), (3, 17), (784, 512), (33, 100)] {
-            let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
-            let t = transpose(&src, rows, cols)?;
-            for r in 0..rows {
-                for c in 0..cols {
-                    assert_eq!(t[c * rows + r], src[r * cols + c]);
-                }
-            }
-        }
-        assert!(transpose(&[1.0; 5], 2, 3).is_err());
         Ok(())
     }
 

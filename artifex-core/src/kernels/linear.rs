@@ -5,8 +5,10 @@
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
-use super::gemm::{matmuls, new_products, transpose, MatRef, Product};
+use super::gemm::{new_biased_product, new_products, MatRef};
+use super::transpose::transpose;
 use super::{cpu_f32, with_f32};
+use crate::autodiff::route_param_grad as route;
 
 /// `x @ kernel + bias`, then `max(., 0)` when `relu` (one node for the pair: no ReLU pass,
 /// and no gradient of the pre-activation for candle's backprop to allocate and add up).
@@ -44,20 +46,8 @@ impl CustomOp3 for LinearBias {
                 bias.len()
             );
         }
-        let mut y = Vec::with_capacity(m * n);
-        for _ in 0..m {
-            y.extend_from_slice(bias);
-        }
         let (x, kernel) = (MatRef::row_major(x, m, k), MatRef::row_major(kernel, k, n));
-        matmuls(vec![Product {
-            dst: &mut y,
-            accumulate: true,
-            a: x,
-            b: kernel,
-        }])?;
-        if self.relu {
-            super::relu::relu_in_place(&mut y);
-        }
+        let y = new_biased_product(x, kernel, bias, self.relu)?;
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 
@@ -65,7 +55,7 @@ impl CustomOp3 for LinearBias {
         &self,
         x: &Tensor,
         kernel: &Tensor,
-        _bias: &Tensor,
+        bias: &Tensor,
         res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
@@ -108,8 +98,8 @@ impl CustomOp3 for LinearBias {
         };
         Ok((
             dx,
-            Some(Tensor::from_vec(dw, (k, n), dev)?),
-            Some(Tensor::from_vec(db, n, dev)?),
+            route(kernel, Tensor::from_vec(dw, (k, n), dev)?)?,
+            route(bias, Tensor::from_vec(db, n, dev)?)?,
         ))
     }
 }

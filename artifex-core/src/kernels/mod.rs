@@ -19,6 +19,7 @@ pub(crate) mod relu;
 #[cfg(test)]
 mod relu_pairs;
 pub(crate) mod sigmoid;
+pub(crate) mod transpose;
 
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
 

@@ -50,14 +50,12 @@ impl CustomOp1 for Relu {
     }
 }
 
-/// `max(v, 0)` in place (the same expression as the op), in chunks over the pool: the ReLU
-/// of a fused layer + ReLU op.
-pub(crate) fn relu_in_place(v: &mut [f32]) {
-    pool::for_chunks(v, CHUNK, |_, chunk| {
-        for v in chunk {
-            *v = if *v > 0.0 { *v } else { 0.0 };
-        }
-    });
+/// `max(v, 0)` in place on the calling thread (the same expression as the op): the epilogue
+/// of a block of a fused Linear + ReLU product.
+pub(crate) fn relu_serial(v: &mut [f32]) {
+    for v in v {
+        *v = if *v > 0.0 { *v } else { 0.0 };
+    }
 }
 
 /// The gradient of a fused layer + ReLU op at its pre-activation: with `relu`, `grad` where

@@ -77,7 +77,7 @@ pub trait Optimizer {
 
     /// Backpropagates `loss` and applies the update.
     fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
-        let grads = loss.backward()?;
+        let grads = crate::autodiff::backward(loss)?;
         self.step(&grads)
     }
 }

@@ -463,7 +463,7 @@ pub(crate) fn gradients<O: Optimizer>(
     norm_name: &str,
     host: &mut Scalars,
 ) -> Result<GradStore> {
-    let mut grads = loss.backward()?;
+    let mut grads = crate::autodiff::backward(loss)?;
     if let Some(comm) = distributed::current().filter(|c| c.world_size() > 1) {
         distributed::average_scalars(&*comm, host)?;
         distributed::all_reduce_mean_grads(&*comm, &mut grads, opt.params())?;
