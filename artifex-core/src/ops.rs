@@ -108,35 +108,44 @@ pub fn unflatten(x: &Tensor, dim: usize, sizes: &[usize]) -> Result<Tensor> {
 /// # Ok::<(), artifex_core::Error>(())
 /// ```
 pub fn linear(x: &Tensor, kernel: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    linear_then_relu(x, kernel, bias, false)
+    linear_activated(x, kernel, bias, &crate::activation::Activation::Identity)
 }
 
-/// [`linear`], followed by [`crate::activation::relu`] when `relu`: one fused op (no
-/// pre-activation tensor or gradient) where the Linear kernel applies.
-pub(crate) fn linear_then_relu(
+/// [`linear`], followed by `activation`: one fused op (no pre-activation tensor or gradient)
+/// where the Linear kernel applies and has the activation (identity, ReLU, sigmoid).
+pub(crate) fn linear_activated(
     x: &Tensor,
     kernel: &Tensor,
     bias: Option<&Tensor>,
-    relu: bool,
+    activation: &crate::activation::Activation,
 ) -> Result<Tensor> {
     over_rows(x, kernel.dim(1)?, |x2| {
-        if let Some(b) = bias {
-            use crate::kernels::{applies, linear};
-            if applies(x2) && applies(kernel) && applies(b) {
-                return Ok(linear::linear_bias(x2, kernel, b, relu)?);
-            }
+        use crate::kernels::{applies, linear, Epilogue};
+        if let Some(b) = bias.filter(|b| applies(x2) && applies(kernel) && applies(b)) {
+            return match epilogue_of(activation) {
+                Some(epilogue) => Ok(linear::linear_bias(x2, kernel, b, epilogue)?),
+                None => activation.apply(&linear::linear_bias(x2, kernel, b, Epilogue::None)?),
+            };
         }
         let y = x2.matmul(kernel)?;
         let y = match bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         };
-        if relu {
-            crate::activation::relu(&y)
-        } else {
-            Ok(y)
-        }
+        activation.apply(&y)
     })
+}
+
+/// The activation as the epilogue of a fused layer op, where the kernels have it.
+fn epilogue_of(activation: &crate::activation::Activation) -> Option<crate::kernels::Epilogue> {
+    use crate::activation::Activation;
+    use crate::kernels::Epilogue;
+    match activation {
+        Activation::Identity => Some(Epilogue::None),
+        Activation::Relu => Some(Epilogue::Relu),
+        Activation::Sigmoid => Some(Epilogue::Sigmoid),
+        _ => None,
+    }
 }
 
 /// Applies `f` to `x` flattened to `(rows, features)` and restores the leading dimensions,

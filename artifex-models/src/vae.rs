@@ -96,7 +96,9 @@ impl CustomVAE {
         for layer in &self.decoder {
             h = layer.forward_activated(&h, &self.activation)?;
         }
-        let x = artifex_core::activation::sigmoid(&self.output_layer.forward(&h)?)?;
+        let x = self
+            .output_layer
+            .forward_activated(&h, &Activation::Sigmoid)?;
         ops::unflatten(&x, 1, &self.input_shape)
     }
 

@@ -7,6 +7,8 @@ use std::mem::MaybeUninit;
 
 use gemm::Parallelism;
 
+use super::Epilogue;
+
 /// A read-only `rows x cols` matrix inside `data`: element `(i, j)` is at
 /// `i * row_stride + j * col_stride`.
 #[derive(Clone, Copy)]
@@ -103,12 +105,12 @@ enum Dst<'a> {
         accumulate: bool,
     },
     Uninit(&'a mut [MaybeUninit<f32>]),
-    /// Uninitialized whole rows that get `bias` first, then the product added, then a ReLU
-    /// when `relu`: the bias and activation in the block's own task, while it is in cache.
+    /// Uninitialized whole rows that get `bias` first, then the product added, then the
+    /// `epilogue`: the bias and activation in the block's own task, while it is in cache.
     Biased {
         data: &'a mut [MaybeUninit<f32>],
         bias: &'a [f32],
-        relu: bool,
+        epilogue: Epilogue,
     },
 }
 
@@ -128,9 +130,17 @@ impl<'a> Dst<'a> {
                 .map(|data| Dst::Init { data, accumulate })
                 .collect(),
             Dst::Uninit(data) => data.chunks_mut(chunk).map(Dst::Uninit).collect(),
-            Dst::Biased { data, bias, relu } => data
+            Dst::Biased {
+                data,
+                bias,
+                epilogue,
+            } => data
                 .chunks_mut(chunk)
-                .map(|data| Dst::Biased { data, bias, relu })
+                .map(|data| Dst::Biased {
+                    data,
+                    bias,
+                    epilogue,
+                })
                 .collect(),
         }
     }
@@ -186,15 +196,15 @@ pub(crate) fn new_products(
     Ok(outs)
 }
 
-/// `a @ b + bias` (`bias` added to every row), then `max(.., 0)` when `relu`, into a new
-/// row-major vector: one product cut into blocks as [`matmuls`] does, each block writing its
-/// bias rows, accumulating its product onto them and applying the ReLU in its own task (no
-/// serial bias fill or ReLU pass over the whole output).
+/// `a @ b + bias` (`bias` added to every row), then the `epilogue`, into a new row-major
+/// vector: one product cut into blocks as [`matmuls`] does, each block writing its bias rows,
+/// accumulating its product onto them and applying the activation in its own task (no serial
+/// bias fill or activation pass over the whole output).
 pub(crate) fn new_biased_product(
     a: MatRef<'_>,
     b: MatRef<'_>,
     bias: &[f32],
-    relu: bool,
+    epilogue: Epilogue,
 ) -> candle_core::Result<Vec<f32>> {
     if bias.len() != b.cols {
         candle_core::bail!(
@@ -208,7 +218,12 @@ pub(crate) fn new_biased_product(
     };
     let mut out = Vec::<f32>::with_capacity(len);
     let data = &mut out.spare_capacity_mut()[..len];
-    run_blocked(vec![(Dst::Biased { data, bias, relu }, a, b)])?;
+    let dst = Dst::Biased {
+        data,
+        bias,
+        epilogue,
+    };
+    run_blocked(vec![(dst, a, b)])?;
     // SAFETY: `run_blocked` returned Ok, so the product was checked to be exactly `len`
     // values and every block ran to completion, writing all of its values (bias rows first).
     // With no columns there is nothing to write; with no rows `len` is 0.
@@ -256,7 +271,11 @@ fn gemm_block(block: Block<'_>) -> candle_core::Result<()> {
             unsafe { gemm_raw(data.as_mut_ptr().cast::<f32>(), false, a, b) };
             Ok(())
         }
-        Dst::Biased { data, bias, relu } => {
+        Dst::Biased {
+            data,
+            bias,
+            epilogue,
+        } => {
             if bias.is_empty() || data.len() % bias.len() != 0 {
                 candle_core::bail!(
                     "artifex-gemm: a bias of {} values for a block of {}",
@@ -272,9 +291,7 @@ fn gemm_block(block: Block<'_>) -> candle_core::Result<()> {
             // SAFETY: every value was written just above (whole rows of `bias`).
             let data = unsafe { &mut *(data as *mut [MaybeUninit<f32>] as *mut [f32]) };
             matmul_serial(data, true, a, b)?;
-            if relu {
-                super::relu::relu_serial(data);
-            }
+            epilogue.apply_serial(data);
             Ok(())
         }
     }

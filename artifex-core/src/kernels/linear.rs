@@ -7,20 +7,21 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 use super::gemm::{new_biased_product, new_products, MatRef};
 use super::transpose::transpose;
-use super::{cpu_f32, with_f32};
+use super::{cpu_f32, with_f32, Epilogue};
 use crate::autodiff::route_param_grad as route;
 
-/// `x @ kernel + bias`, then `max(., 0)` when `relu` (one node for the pair: no ReLU pass,
-/// and no gradient of the pre-activation for candle's backprop to allocate and add up).
+/// `x @ kernel + bias`, then the `epilogue` (one node for the pair: no activation pass, and
+/// no gradient of the pre-activation for candle's backprop to allocate and add up).
 struct LinearBias {
-    relu: bool,
+    epilogue: Epilogue,
 }
 
 impl CustomOp3 for LinearBias {
     fn name(&self) -> &'static str {
-        match self.relu {
-            true => "artifex-linear-bias-relu",
-            false => "artifex-linear-bias",
+        match self.epilogue {
+            Epilogue::None => "artifex-linear-bias",
+            Epilogue::Relu => "artifex-linear-bias-relu",
+            Epilogue::Sigmoid => "artifex-linear-bias-sigmoid",
         }
     }
 
@@ -47,7 +48,7 @@ impl CustomOp3 for LinearBias {
             );
         }
         let (x, kernel) = (MatRef::row_major(x, m, k), MatRef::row_major(kernel, k, n));
-        let y = new_biased_product(x, kernel, bias, self.relu)?;
+        let y = new_biased_product(x, kernel, bias, self.epilogue)?;
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 
@@ -60,8 +61,8 @@ impl CustomOp3 for LinearBias {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         crate::autodiff::refuse_fused_backward(self.name(), "Linear")?;
-        // Through the ReLU first, when fused: the gradient where the output is positive.
-        let grad = &super::relu::grad_through_if(self.relu, res, grad)?;
+        // Through the activation first, when fused.
+        let grad = &self.epilogue.grad_through(res, grad)?;
         let ((m, k), n) = (x.dims2()?, kernel.dim(1)?);
         let dev = x.device();
         let needs_dx = x.track_op();
@@ -104,15 +105,15 @@ impl CustomOp3 for LinearBias {
     }
 }
 
-/// `x (rows, in) @ kernel (in, out) + bias (out,)`, then `max(.., 0)` when `relu`, as one op;
-/// only where [`super::applies`] holds for all three.
+/// `x (rows, in) @ kernel (in, out) + bias (out,)`, then the `epilogue`, as one op; only
+/// where [`super::applies`] holds for all three.
 pub(crate) fn linear_bias(
     x: &Tensor,
     kernel: &Tensor,
     bias: &Tensor,
-    relu: bool,
+    epilogue: Epilogue,
 ) -> candle_core::Result<Tensor> {
-    x.apply_op3(kernel, bias, LinearBias { relu })
+    x.apply_op3(kernel, bias, LinearBias { epilogue })
 }
 
 #[cfg(test)]
@@ -149,7 +150,7 @@ mod tests {
             let x = Tensor::from_slice(&xs, (m, k), &dev)?;
             let w = Tensor::from_slice(&ws, (k, n), &dev)?;
             let b = Tensor::from_slice(&bs, n, &dev)?;
-            let fused = super::linear_bias(&x, &w, &b, false)?
+            let fused = super::linear_bias(&x, &w, &b, super::super::Epilogue::None)?
                 .flatten_all()?
                 .to_vec1::<f32>()?;
             let plain = x.matmul(&w)?.flatten_all()?.to_vec1::<f32>()?;

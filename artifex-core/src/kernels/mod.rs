@@ -23,6 +23,41 @@ pub(crate) mod transpose;
 
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
 
+/// The activation a fused layer op applies to its output (`Linear` and `BatchNorm`): its
+/// forward runs on each block of the output while that is in cache, its backward on the
+/// incoming gradient before the layer's own, so no pre-activation tensor (and gradient of
+/// it) ever exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Epilogue {
+    /// The layer's output as it is.
+    None,
+    /// `max(y, 0)`.
+    Relu,
+    /// `1 / (exp(-y) + 1)`, candle-nn's formula (the same bits as [`sigmoid::sigmoid`]).
+    Sigmoid,
+}
+
+impl Epilogue {
+    /// Applies the activation to `v` in place, on the calling thread.
+    pub(crate) fn apply_serial(self, v: &mut [f32]) {
+        match self {
+            Epilogue::None => {}
+            Epilogue::Relu => relu::relu_serial(v),
+            Epilogue::Sigmoid => sigmoid::sigmoid_serial(v),
+        }
+    }
+
+    /// The gradient at the pre-activation, from the op's output `y` and the gradient `grad`
+    /// at it (`grad` itself, shared, for [`Epilogue::None`]).
+    pub(crate) fn grad_through(self, y: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Epilogue::None => Ok(grad.clone()),
+            Epilogue::Relu => relu::grad_through_if(true, y, grad),
+            Epilogue::Sigmoid => sigmoid::grad_through(y, grad),
+        }
+    }
+}
+
 /// The contiguous `f32` data of a CPU storage, if it is such.
 pub(crate) fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Option<&'a [f32]> {
     match storage {

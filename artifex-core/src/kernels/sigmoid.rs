@@ -22,32 +22,50 @@ impl CustomOp1 for Sigmoid {
             candle_core::bail!("artifex-sigmoid: expected contiguous f32 data");
         };
         let y = pool::collect_chunks(x.len(), CHUNK, |start, n| {
-            x[start..start + n]
-                .iter()
-                .map(|&v| ((-v).exp() + 1.0).recip())
+            x[start..start + n].iter().map(|&v| logistic(v))
         });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
     fn bwd(&self, _x: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         crate::autodiff::refuse_fused_backward("artifex-sigmoid", "sigmoid")?;
-        let dx = with_f32(res, |s| {
-            with_f32(grad, |g| {
-                if g.len() != s.len() {
-                    candle_core::bail!(
-                        "artifex-sigmoid: gradient of {} values for {} outputs",
-                        g.len(),
-                        s.len()
-                    );
-                }
-                Ok(pool::collect_chunks(s.len(), CHUNK, |start, n| {
-                    let (s, g) = (&s[start..start + n], &g[start..start + n]);
-                    s.iter().zip(g).map(|(&s, &g)| g * ((1.0 - s) * s))
-                }))
-            })
-        })?;
-        Ok(Some(Tensor::from_vec(dx, res.shape(), res.device())?))
+        grad_through(res, grad).map(Some)
     }
+}
+
+/// candle-nn's sigmoid of one value.
+#[inline]
+fn logistic(v: f32) -> f32 {
+    ((-v).exp() + 1.0).recip()
+}
+
+/// The sigmoid of `v` in place, on the calling thread (the epilogue of a fused Linear +
+/// sigmoid block), with the op's formula.
+pub(crate) fn sigmoid_serial(v: &mut [f32]) {
+    for v in v {
+        *v = logistic(*v);
+    }
+}
+
+/// The gradient at the input of a sigmoid from its output `s` and the gradient `grad` at
+/// it: `grad * ((1 - s) * s)`, one pass in chunks over the pool.
+pub(crate) fn grad_through(s: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
+    let dx = with_f32(s, |s| {
+        with_f32(grad, |g| {
+            if g.len() != s.len() {
+                candle_core::bail!(
+                    "artifex-sigmoid: gradient of {} values for {} outputs",
+                    g.len(),
+                    s.len()
+                );
+            }
+            Ok(pool::collect_chunks(s.len(), CHUNK, |start, n| {
+                let (s, g) = (&s[start..start + n], &g[start..start + n]);
+                s.iter().zip(g).map(|(&s, &g)| g * ((1.0 - s) * s))
+            }))
+        })
+    })?;
+    Tensor::from_vec(dx, s.shape(), s.device())
 }
 
 /// `1 / (1 + exp(-x))` as the fused op; only for tensors where [`super::applies`] holds.

@@ -53,14 +53,11 @@ impl Linear {
         crate::ops::linear(x, &self.kernel, self.bias.as_deref())
     }
 
-    /// `activation(forward(x))`; with ReLU on CPU `f32` data, one fused op (the same
-    /// values, and gradients to float rounding).
+    /// `activation(forward(x))`; with ReLU or sigmoid on CPU `f32` data, one fused op (the
+    /// same values, and gradients to float rounding).
     pub fn forward_activated(&self, x: &Tensor, activation: &Activation) -> Result<Tensor> {
-        if !matches!(activation, Activation::Relu) {
-            return activation.apply(&self.forward(x)?);
-        }
         self.path
             .expect_features("Linear", x, 1, self.in_features)?;
-        crate::ops::linear_then_relu(x, &self.kernel, self.bias.as_deref(), true)
+        crate::ops::linear_activated(x, &self.kernel, self.bias.as_deref(), activation)
     }
 }
