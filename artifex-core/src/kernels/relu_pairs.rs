@@ -1,6 +1,6 @@
-//! Tests of the fused layer + ReLU ops (`Linear` and `BatchNorm` with
-//! `forward_activated(.., Relu)`): the same values and gradients as the layer followed by the
-//! ReLU op, and the plain ops' to float rounding.
+//! Tests of the fused layer + activation ops (`Linear` and `BatchNorm` with
+//! `forward_activated(.., Relu)`, `Linear` with sigmoid): the same values and gradients as
+//! the layer followed by the activation's op, and the plain ops' to float rounding.
 
 use candle_core::{Device, Tensor, Var};
 
@@ -107,6 +107,32 @@ fn linear_and_batch_norm_with_relu_match_the_separate_ops() -> crate::Result<()>
     }
     // The ReLU zeroed some values and kept others, so the mask was exercised.
     assert_eq!(masked, [(true, true); 2]);
+    Ok(())
+}
+
+/// Linear + sigmoid (the VAE's output layer) as one op: the same bits as the Linear op and
+/// the sigmoid op apart, values and gradients, over more than one gemm block; and candle-nn's
+/// formula on plain ops to float rounding.
+#[test]
+fn linear_with_sigmoid_matches_the_separate_ops() -> crate::Result<()> {
+    for (rows, features, out) in [(7, 13, 5), (130, 200, 200)] {
+        let linear = Linear::new(features, out, &mut Rngs::new(5))?;
+        let x = input(rows, features, 7919)?;
+        let (kernel, bias) = (linear.kernel.value(), linear.bias.as_ref().expect("bias"));
+        let wrt = [x.as_tensor(), kernel, bias.value()];
+        let sigmoid = Activation::Sigmoid;
+        let fused = run(&linear.forward_activated(&x, &sigmoid)?, &wrt)?;
+        let apart = run(&sigmoid.apply(&Layer::forward(&linear, &x)?)?, &wrt)?;
+        let pre = x.matmul(kernel)?.broadcast_add(bias.value())?;
+        let plain = run(&candle_nn::ops::sigmoid(&pre)?, &wrt)?;
+        let shape = format!("({rows}, {features}) -> {out}");
+        assert!(fused == apart, "Linear + sigmoid {shape}");
+        close(
+            &fused,
+            &plain,
+            &format!("Linear + sigmoid vs plain {shape}"),
+        );
+    }
     Ok(())
 }
 
