@@ -533,61 +533,113 @@ fn train_table(opts: &Options, device: &Device) -> Result<([f64; 3], f64, f64)> 
     let plain_ratio = row("train steps/s, plain ops (no fused)", plain_sps, ref_sps);
     row("train GFLOP/s", ours_sps * gflop, ref_sps * gflop);
     if opts.references {
-        references(opts, ours_sps);
+        references(opts, device)?;
     }
     Ok((sps, train_ratio, plain_ratio))
 }
 
+/// Rounds of (ours, reference) per reference in [`references`]: the median of their paired
+/// ratios is reported. Flax NNX compiles its step in each round (seconds), the GEMM floor
+/// starts in about one.
+const FLAX_ROUNDS: usize = 3;
+const FLOOR_ROUNDS: usize = 5;
+
 /// Prints our training steps/s against Flax NNX's (`python/bench_flax.py --workload vae`) and
 /// against the numpy GEMM floor (`python/gemm_floor.py`), each run as a child process with
 /// the same batch and thread count; a note instead where Python, jax or numpy is missing.
-fn references(opts: &Options, ours_sps: f64) {
+///
+/// Rates on these shared vCPUs move by 2x between minutes, so each reference is measured in
+/// rounds: our rate timed right before the child (`opts.steps` steps of a warmed-up model),
+/// then the child's; the row gives the medians and the median of the paired ratios, and a
+/// note lists the rounds.
+fn references(opts: &Options, device: &Device) -> Result<()> {
     let threads = candle_core::utils::get_num_threads().to_string();
     let batch = opts.batch.to_string();
-    let flax_args = [
-        "--workload",
-        "vae",
-        "--batch",
-        &batch,
-        "--threads",
-        &threads,
-    ]
-    .map(String::from)
-    .into_iter()
-    .chain(["--steps".to_string(), opts.steps.to_string()])
-    .collect::<Vec<_>>();
+    let (x, _) = inputs(opts.batch, device)?;
+    let mut ours = Ours::new(&x)?;
+    for _ in 0..opts.warmup {
+        ours.step()?;
+    }
+    let mut ours_now = || -> Result<f64> {
+        let t = Instant::now();
+        for _ in 0..opts.steps {
+            ours.step()?;
+        }
+        Ok(per_s(opts.steps, t.elapsed()))
+    };
+    let common = ["--batch", &batch, "--threads", &threads].map(String::from);
+    let flax_args: Vec<String> = ["--workload", "vae", "--steps", &opts.steps.to_string()]
+        .map(String::from)
+        .into_iter()
+        .chain(common.clone())
+        .collect();
     println!(
         "{:<34}{:>12}{:>12}{:>9}",
         "references (python3)", "ours", "reference", "ratio"
     );
-    match python::run("bench_flax.py", &flax_args, "flax vae ", "python") {
-        Ok(out) => match out.value("train_steps_per_s") {
-            Ok(flax) => {
-                row("train steps/s vs Flax NNX", ours_sps, flax);
-                println!(
-                    "  (Flax: python/bench_flax.py --workload vae; {})",
-                    out.header
-                );
+    let references = [
+        (
+            "Flax NNX",
+            "bench_flax.py",
+            flax_args,
+            "flax vae ",
+            "python",
+            "train_steps_per_s",
+            FLAX_ROUNDS,
+        ),
+        (
+            "GEMM floor",
+            "gemm_floor.py",
+            common.to_vec(),
+            "gemm_floor vae ",
+            "numpy",
+            "steps_per_s",
+            FLOOR_ROUNDS,
+        ),
+    ];
+    for (name, script, args, prefix, header_prefix, key, n) in references {
+        let mut rounds = Vec::new();
+        let mut header = String::new();
+        for _ in 0..n {
+            let before = ours_now()?;
+            let theirs = python::run(script, &args, prefix, header_prefix).and_then(|out| {
+                header = out.header.clone();
+                out.value(key)
+            });
+            match theirs {
+                Ok(theirs) => rounds.push((before, theirs)),
+                Err(why) => {
+                    println!("{name} not measured: {why}");
+                    break;
+                }
             }
-            Err(why) => println!("Flax NNX not measured: {why}"),
-        },
-        Err(why) => println!("Flax NNX not measured: {why}"),
+        }
+        if rounds.len() < n {
+            continue;
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let ratio = median(rounds.iter().map(|(o, t)| o / t).collect());
+        println!(
+            "{:<34}{:>12.2}{:>12.2}{:>8.2}x",
+            format!("train steps/s vs {name}"),
+            median(rounds.iter().map(|r| r.0).collect()),
+            median(rounds.iter().map(|r| r.1).collect()),
+            ratio
+        );
+        let pairs: Vec<String> = rounds
+            .iter()
+            .map(|(o, t)| format!("{o:.0}/{t:.0}"))
+            .collect();
+        println!(
+            "  (python/{script}; {header}; ours/{name} in {n} rounds, ours timed right before: {}; ours = {:.0}% of it)",
+            pairs.join(", "),
+            100.0 * ratio
+        );
     }
-    let floor_args = ["--batch", &batch, "--threads", &threads].map(String::from);
-    match python::run("gemm_floor.py", &floor_args, "gemm_floor vae ", "numpy") {
-        Ok(out) => match out.value("steps_per_s") {
-            Ok(floor) => {
-                let r = row("train steps/s vs GEMM floor", ours_sps, floor);
-                println!(
-                    "  (floor: python/gemm_floor.py, the step's products alone; {}; ours = {:.0}% of it)",
-                    out.header,
-                    100.0 * r
-                );
-            }
-            Err(why) => println!("GEMM floor not measured: {why}"),
-        },
-        Err(why) => println!("GEMM floor not measured: {why}"),
-    }
+    Ok(())
 }
 
 /// Prints one row of the table and returns its ratio.

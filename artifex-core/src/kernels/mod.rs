@@ -125,6 +125,37 @@ pub(crate) fn with_f32_mut<R>(
     Ok(op.out.into_inner())
 }
 
+/// Runs `f` on the contiguous `f32` CPU data of every tensor of `ts` at once, mutably and in
+/// place (under the write locks of all their storages, taken in order); `Ok(false)` when one
+/// is not contiguous `f32` on the CPU or two share a storage (whose locks would deadlock), and
+/// `f` never runs. For one pass over many tensors (an optimizer step) in one pool call.
+pub(crate) fn with_all_f32_mut(
+    ts: &[&Tensor],
+    f: &mut dyn FnMut(&mut [&mut [f32]]) -> candle_core::Result<()>,
+) -> candle_core::Result<bool> {
+    fn hold(
+        ts: &[&Tensor],
+        held: Vec<&mut [f32]>,
+        f: &mut dyn FnMut(&mut [&mut [f32]]) -> candle_core::Result<()>,
+    ) -> candle_core::Result<bool> {
+        let Some((first, rest)) = ts.split_first() else {
+            let mut held = held;
+            f(&mut held)?;
+            return Ok(true);
+        };
+        let done = with_f32_mut(first, move |slice| {
+            let mut held: Vec<&mut [f32]> = held;
+            held.push(slice);
+            hold(rest, held, f)
+        })?;
+        Ok(done == Some(true))
+    }
+    if shares_storage(ts) {
+        return Ok(false);
+    }
+    hold(ts, Vec::with_capacity(ts.len()), f)
+}
+
 /// Whether any two of `ts` share a storage (so their locks must not nest).
 pub(crate) fn shares_storage(ts: &[&Tensor]) -> bool {
     let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout().0).collect();

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 
-use super::adam_update::{update, Coefs};
+use super::adam_update::{fused_all, update, Coefs};
 use super::state::{check_and_take, step_entry};
 use super::{check_params, non_negative, Optimizer, Schedule};
 use crate::{Error, Param, Result};
@@ -141,14 +141,19 @@ impl AdamCore {
             lr_bc1: lr / (1.0 - b1.powf(t as f64)),
             decay: (self.weight_decay != 0.0).then_some(1.0 - lr * self.weight_decay),
         };
-        for (i, (_, p)) in self.params.iter().enumerate() {
-            let Some(g) = grads.get(p.value()) else {
-                continue;
-            };
-            // Gradients can carry the backward graph (they are built from tracked forward
-            // tensors); detached, the optimizer state never keeps a step's graph alive.
-            let g = g.detach();
-            update(p, &g, &mut self.mu[i], &mut self.nu[i], &coefs)?;
+        // Gradients can carry the backward graph (they are built from tracked forward
+        // tensors); detached, the optimizer state never keeps a step's graph alive.
+        let with_grads: Vec<(usize, Tensor)> = (self.params.iter().enumerate())
+            .filter_map(|(i, (_, p))| Some((i, grads.get(p.value())?.detach())))
+            .collect();
+        let all: Vec<_> = (with_grads.iter())
+            .map(|(i, g)| (self.params[*i].1.value(), g, &self.mu[*i], &self.nu[*i]))
+            .collect();
+        if !(crate::fast_paths::enabled() && fused_all(&all, &coefs)?) {
+            for (i, g) in &with_grads {
+                let p = &self.params[*i].1;
+                update(p, g, &mut self.mu[*i], &mut self.nu[*i], &coefs)?;
+            }
         }
         self.step = t;
         Ok(())

@@ -118,6 +118,51 @@ pub(super) fn fused_in_place(
 }
 
 /// [`Coefs`] rounded to `f32` as `Tensor::affine` rounds them.
+/// The fused update of every `(parameter, gradient, mu, nu)` of `items` in one pass over the
+/// worker pool: the chunks of all tensors are the tasks of one pool call (one call per tensor
+/// meant a barrier each, and small tensors (biases, BatchNorm scales) on one thread while the
+/// other waited). The same operations per element as [`fused_in_place`], so the same bits.
+/// `Ok(false)` (nothing changed) unless every tensor is one the fused kernels take and no two
+/// share a storage.
+pub(super) fn fused_all(items: &[(&Tensor, &Tensor, &Tensor, &Tensor)], c: &Coefs) -> Result<bool> {
+    let fits = items.iter().all(|(p, g, m, v)| {
+        let n = p.elem_count();
+        [p, g, m, v]
+            .iter()
+            .all(|t| kernels::applies(t) && t.elem_count() == n)
+    });
+    let grads: Vec<&Tensor> = items.iter().map(|i| i.1).collect();
+    let state: Vec<&Tensor> = items.iter().flat_map(|(p, _, m, v)| [*p, *m, *v]).collect();
+    let everything: Vec<&Tensor> = state.iter().chain(&grads).copied().collect();
+    if !fits || kernels::shares_storage(&everything) {
+        return Ok(false);
+    }
+    let k = F32Coefs::new(c);
+    let guards: Vec<_> = grads.iter().map(|g| g.storage_and_layout()).collect();
+    let mut grad_data = Vec::with_capacity(guards.len());
+    for (storage, layout) in &guards {
+        match &**storage {
+            candle_core::Storage::Cpu(s) => match kernels::cpu_f32(s, layout) {
+                Some(g) => grad_data.push(g),
+                None => return Ok(false),
+            },
+            _ => return Ok(false),
+        }
+    }
+    let done = kernels::with_all_f32_mut(&state, &mut |held| {
+        let mut tasks = Vec::new();
+        for (pmv, g) in held.chunks_exact_mut(3).zip(&grad_data) {
+            let [p, m, v] = pmv else { continue };
+            let chunks = p.chunks_mut(CHUNK).zip(m.chunks_mut(CHUNK));
+            let chunks = chunks.zip(v.chunks_mut(CHUNK)).zip(g.chunks(CHUNK));
+            tasks.extend(chunks);
+        }
+        kernels::pool::for_each_task(tasks, |(((p, m), v), g)| k.apply(p, m, v, g));
+        Ok(())
+    })?;
+    Ok(done)
+}
+
 #[derive(Clone, Copy)]
 struct F32Coefs {
     b1: f32,
