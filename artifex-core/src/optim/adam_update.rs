@@ -319,6 +319,49 @@ mod tests {
         Ok(())
     }
 
+    /// All tensors in one pool call: the same bits as the plain update of each, for a mix of
+    /// tensors below and above the chunk size; nothing changes when two share a storage.
+    #[test]
+    fn all_at_once_matches_plain_bit_for_bit() -> Result<()> {
+        let dev = Device::Cpu;
+        let shapes = [(300, 251), (7, 1), (33, 17), (1, 40_000)];
+        let params: Vec<Tensor> = (shapes.iter())
+            .map(|&d| Tensor::randn(0f32, 1.0, d, &dev))
+            .collect::<candle_core::Result<_>>()?;
+        let mut plain_state: Vec<(Tensor, Tensor, Tensor)> = (params.iter())
+            .map(|p| Ok((p.copy()?, p.zeros_like()?, p.zeros_like()?)))
+            .collect::<Result<_>>()?;
+        let moments: Vec<(Tensor, Tensor)> = (params.iter())
+            .map(|p| Ok((p.zeros_like()?, p.zeros_like()?)))
+            .collect::<Result<_>>()?;
+        for t in 1..4 {
+            let c = coefs(t, Some(1.0 - 1e-5));
+            let grads: Vec<Tensor> = (shapes.iter())
+                .map(|&d| Tensor::randn(0f32, 1.0, d, &dev))
+                .collect::<candle_core::Result<_>>()?;
+            let items: Vec<_> = (params.iter().zip(&grads).zip(&moments))
+                .map(|((p, g), (m, v))| (p, g, m, v))
+                .collect();
+            assert!(fused_all(&items, &c)?);
+            for (s, g) in plain_state.iter_mut().zip(&grads) {
+                let (m, v, w) = plain(&s.0, g, &s.1, &s.2, &c)?;
+                *s = (w, m, v);
+            }
+        }
+        for ((p, (m, v)), (w2, m2, v2)) in params.iter().zip(&moments).zip(&plain_state) {
+            for (a, b) in [(p, w2), (m, m2), (v, v2)] {
+                let a: Vec<f32> = a.flatten_all()?.to_vec1()?;
+                let b: Vec<f32> = b.flatten_all()?.to_vec1()?;
+                assert_eq!(a, b);
+            }
+        }
+        let (p, z) = (&params[1], params[1].zeros_like()?);
+        let before: Vec<f32> = p.flatten_all()?.to_vec1()?;
+        assert!(!fused_all(&[(p, &z.copy()?, &z, &z)], &coefs(1, None))?);
+        assert_eq!(p.flatten_all()?.to_vec1::<f32>()?, before);
+        Ok(())
+    }
+
     #[test]
     fn falls_back_on_non_contiguous_shared_or_other_dtypes() -> Result<()> {
         let dev = Device::Cpu;
