@@ -125,6 +125,41 @@ pub(crate) fn with_f32_mut<R>(
     Ok(op.out.into_inner())
 }
 
+/// Elements per task of the element-wise passes (fixed, so the split depends on the length
+/// only).
+pub(crate) const ELEMENTWISE_CHUNK: usize = 1 << 14;
+
+/// `f(a[i], grad[i])` for every `i`, as a new tensor of `grad`'s shape, in chunks over the
+/// pool: the one-pass backward of an element-wise op (`a` its input or output, `grad` the
+/// gradient at its output); an error naming `op` when the lengths differ.
+pub(crate) fn zip_with_grad(
+    op: &str,
+    a: &Tensor,
+    grad: &Tensor,
+    f: impl Fn(f32, f32) -> f32 + Sync,
+) -> candle_core::Result<Tensor> {
+    let out = with_f32(a, |a| {
+        with_f32(grad, |g| {
+            if g.len() != a.len() {
+                candle_core::bail!(
+                    "{op}: gradient of {} values for {} values",
+                    g.len(),
+                    a.len()
+                );
+            }
+            Ok(pool::collect_chunks(
+                a.len(),
+                ELEMENTWISE_CHUNK,
+                |start, n| {
+                    let (a, g) = (&a[start..start + n], &g[start..start + n]);
+                    a.iter().zip(g).map(|(&a, &g)| f(a, g))
+                },
+            ))
+        })
+    })?;
+    Tensor::from_vec(out, grad.shape(), grad.device())
+}
+
 /// Runs `f` on the contiguous `f32` CPU data of every tensor of `ts` at once, mutably and in
 /// place (under the write locks of all their storages, taken in order); `Ok(false)` when one
 /// is not contiguous `f32` on the CPU or two share a storage (whose locks would deadlock), and

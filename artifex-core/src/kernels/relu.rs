@@ -4,10 +4,9 @@
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
-use super::{cpu_f32, pool, with_f32};
+use super::{cpu_f32, pool};
 
-/// Elements per task (fixed, so the split depends on the length only).
-const CHUNK: usize = 1 << 14;
+use super::ELEMENTWISE_CHUNK as CHUNK;
 
 struct Relu;
 
@@ -29,24 +28,7 @@ impl CustomOp1 for Relu {
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         crate::autodiff::refuse_fused_backward("artifex-relu", "relu")?;
-        let dx = with_f32(x, |x| {
-            with_f32(grad, |g| {
-                if g.len() != x.len() {
-                    candle_core::bail!(
-                        "artifex-relu: gradient of {} values for {} inputs",
-                        g.len(),
-                        x.len()
-                    );
-                }
-                Ok(pool::collect_chunks(x.len(), CHUNK, |start, n| {
-                    let (x, g) = (&x[start..start + n], &g[start..start + n]);
-                    x.iter()
-                        .zip(g)
-                        .map(|(&x, &g)| if x > 0.0 { g } else { 0.0 })
-                }))
-            })
-        })?;
-        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
+        super::zip_with_grad("artifex-relu", x, grad, masked).map(Some)
     }
 }
 
@@ -69,24 +51,16 @@ pub(crate) fn grad_through_if(
     if !relu {
         return Ok(grad.clone());
     }
-    let g = with_f32(y, |y| {
-        with_f32(grad, |g| {
-            if g.len() != y.len() {
-                candle_core::bail!(
-                    "artifex-relu: gradient of {} values for {} outputs",
-                    g.len(),
-                    y.len()
-                );
-            }
-            Ok(pool::collect_chunks(y.len(), CHUNK, |start, n| {
-                let (y, g) = (&y[start..start + n], &g[start..start + n]);
-                y.iter()
-                    .zip(g)
-                    .map(|(&y, &g)| if y > 0.0 { g } else { 0.0 })
-            }))
-        })
-    })?;
-    Tensor::from_vec(g, grad.shape(), grad.device())
+    super::zip_with_grad("artifex-relu", y, grad, masked)
+}
+
+/// The gradient `g` where the ReLU's input (or output) `v` is positive, else 0.
+fn masked(v: f32, g: f32) -> f32 {
+    if v > 0.0 {
+        g
+    } else {
+        0.0
+    }
 }
 
 /// `max(x, 0)` as the fused op; only for tensors where [`super::applies`] holds.

@@ -5,10 +5,9 @@
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
-use super::{cpu_f32, pool, with_f32};
+use super::{cpu_f32, pool};
 
-/// Elements per task (fixed, so the split depends on the length only).
-const CHUNK: usize = 1 << 14;
+use super::ELEMENTWISE_CHUNK as CHUNK;
 
 struct Sigmoid;
 
@@ -50,22 +49,7 @@ pub(crate) fn sigmoid_serial(v: &mut [f32]) {
 /// The gradient at the input of a sigmoid from its output `s` and the gradient `grad` at
 /// it: `grad * ((1 - s) * s)`, one pass in chunks over the pool.
 pub(crate) fn grad_through(s: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
-    let dx = with_f32(s, |s| {
-        with_f32(grad, |g| {
-            if g.len() != s.len() {
-                candle_core::bail!(
-                    "artifex-sigmoid: gradient of {} values for {} outputs",
-                    g.len(),
-                    s.len()
-                );
-            }
-            Ok(pool::collect_chunks(s.len(), CHUNK, |start, n| {
-                let (s, g) = (&s[start..start + n], &g[start..start + n]);
-                s.iter().zip(g).map(|(&s, &g)| g * ((1.0 - s) * s))
-            }))
-        })
-    })?;
-    Tensor::from_vec(dx, s.shape(), s.device())
+    super::zip_with_grad("artifex-sigmoid", s, grad, |s, g| g * ((1.0 - s) * s))
 }
 
 /// `1 / (1 + exp(-x))` as the fused op; only for tensors where [`super::applies`] holds.

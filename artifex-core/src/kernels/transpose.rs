@@ -102,37 +102,22 @@ impl Tile<'_> {
                 unsafe {
                     let at = |i: usize| src.add((r0 + i) * cols + self.first + j0);
                     let r = [0, 1, 2, 3, 4, 5, 6, 7].map(|i| _mm256_loadu_ps(at(i)));
-                    // Pairs of rows interleaved, then quads, then the 128-bit halves swapped.
-                    let t = [
-                        _mm256_unpacklo_ps(r[0], r[1]),
-                        _mm256_unpackhi_ps(r[0], r[1]),
-                        _mm256_unpacklo_ps(r[2], r[3]),
-                        _mm256_unpackhi_ps(r[2], r[3]),
-                        _mm256_unpacklo_ps(r[4], r[5]),
-                        _mm256_unpackhi_ps(r[4], r[5]),
-                        _mm256_unpacklo_ps(r[6], r[7]),
-                        _mm256_unpackhi_ps(r[6], r[7]),
-                    ];
-                    let s = [
-                        _mm256_shuffle_ps::<0x44>(t[0], t[2]),
-                        _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
-                        _mm256_shuffle_ps::<0x44>(t[1], t[3]),
-                        _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
-                        _mm256_shuffle_ps::<0x44>(t[4], t[6]),
-                        _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
-                        _mm256_shuffle_ps::<0x44>(t[5], t[7]),
-                        _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
-                    ];
-                    let out = [
-                        _mm256_permute2f128_ps::<0x20>(s[0], s[4]),
-                        _mm256_permute2f128_ps::<0x20>(s[1], s[5]),
-                        _mm256_permute2f128_ps::<0x20>(s[2], s[6]),
-                        _mm256_permute2f128_ps::<0x20>(s[3], s[7]),
-                        _mm256_permute2f128_ps::<0x31>(s[0], s[4]),
-                        _mm256_permute2f128_ps::<0x31>(s[1], s[5]),
-                        _mm256_permute2f128_ps::<0x31>(s[2], s[6]),
-                        _mm256_permute2f128_ps::<0x31>(s[3], s[7]),
-                    ];
+                    // Pairs of rows interleaved, then pairs of those (low and high halves of
+                    // each 128-bit lane), then the lanes of rows i and i + 4 combined.
+                    let zero = _mm256_setzero_ps();
+                    let (mut t, mut s, mut out) = ([zero; 8], [zero; 8], [zero; 8]);
+                    for i in 0..4 {
+                        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+                    }
+                    for (i, (a, b)) in [(0, 2), (1, 3), (4, 6), (5, 7)].into_iter().enumerate() {
+                        s[2 * i] = _mm256_shuffle_ps::<0x44>(t[a], t[b]);
+                        s[2 * i + 1] = _mm256_shuffle_ps::<0xEE>(t[a], t[b]);
+                    }
+                    for i in 0..4 {
+                        out[i] = _mm256_permute2f128_ps::<0x20>(s[i], s[i + 4]);
+                        out[i + 4] = _mm256_permute2f128_ps::<0x31>(s[i], s[i + 4]);
+                    }
                     for (i, v) in out.into_iter().enumerate() {
                         _mm256_storeu_ps(dst.add((j0 + i) * rows + r0), v);
                     }
