@@ -1,5 +1,7 @@
-//! Gradients that keep their graph, so that a loss can contain a gradient (WGAN-GP, R1) and
-//! be differentiated again.
+//! Gradients: [`backward`], candle's backward pass with the fused kernels' parameter
+//! gradients kept out of its zero-fill-and-add bookkeeping (what the optimizers and the
+//! `Trainer` run), and gradients that keep their graph, so that a loss can contain a gradient
+//! (WGAN-GP, R1) and be differentiated again.
 //!
 //! candle's `backward` detaches every gradient it computes unless the environment variable
 //! `CANDLE_GRAD_DO_NOT_DETACH` is set (to anything but empty or `0`). It reads the variable

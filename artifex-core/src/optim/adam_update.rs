@@ -117,7 +117,6 @@ pub(super) fn fused_in_place(
     Ok(done == Some(true))
 }
 
-/// [`Coefs`] rounded to `f32` as `Tensor::affine` rounds them.
 /// The fused update of every `(parameter, gradient, mu, nu)` of `items` in one pass over the
 /// worker pool: the chunks of all tensors are the tasks of one pool call (one call per tensor
 /// meant a barrier each, and small tensors (biases, BatchNorm scales) on one thread while the
@@ -163,6 +162,7 @@ pub(super) fn fused_all(items: &[(&Tensor, &Tensor, &Tensor, &Tensor)], c: &Coef
     Ok(done)
 }
 
+/// [`Coefs`] rounded to `f32` as `Tensor::affine` rounds them.
 #[derive(Clone, Copy)]
 struct F32Coefs {
     b1: f32,
