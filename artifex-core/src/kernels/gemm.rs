@@ -81,11 +81,11 @@ const BLOCK_MACS: usize = 1 << 21;
 /// The most blocks one product is cut into: each block packs the shared operand `b` again.
 const MAX_BLOCKS: usize = 8;
 
-/// Block heights are multiples of this: twice 16 (the f32 micro-kernel's height) and a
-/// multiple of its AVX-512 width (8; gemm runs the product transposed), so blocks end in few
-/// narrow edge tiles, while a 128-row batch still splits into 4 equal blocks. 48 (a multiple
-/// of the AVX2 width 6 as well) split it 48 + 48 + 32: with 2 threads one idled a third of
-/// every forward product (the VAE step 6-7% slower).
+/// Block heights are multiples of this, so a 128-row batch splits into 4 equal blocks. gemm
+/// runs our products transposed, so our rows are the columns of its f32 micro-kernel (64 x 6
+/// with AVX-512): a 32-row block ends in one 2-column edge tile (gemm's `x4x2` kernel, 3.6%
+/// of the VAE step's samples). 48 (8 x 6, no edge tiles) split 128 rows 48 + 48 + 32, and
+/// with 2 threads one idled a third of every forward product (the step 6-7% slower).
 const ROW_MULTIPLE: usize = 32;
 
 /// Output rows per block of an `m x k @ k x n` product, giving each block about
