@@ -81,52 +81,56 @@ pub(crate) fn route(arg: &Tensor, grad: Tensor) -> candle_core::Result<Option<Te
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Result;
     use candle_core::{Device, Var};
 
-    fn assert_same(a: &GradStore, b: &GradStore, vars: &[&Var]) {
+    fn assert_same(a: &GradStore, b: &GradStore, vars: &[&Var]) -> Result<()> {
         for v in vars {
             let (x, y) = (a.get(v.as_tensor()), b.get(v.as_tensor()));
             let (x, y) = (x.expect("gradient"), y.expect("gradient"));
             assert_eq!(
-                x.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-                y.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+                x.flatten_all()?.to_vec1::<f32>()?,
+                y.flatten_all()?.to_vec1::<f32>()?
             );
         }
+        Ok(())
     }
 
     /// A kernel used twice, once through a fused op and once through plain ops, and a bias
     /// used once: `backward` gives candle's gradients, and a backward pass without the sink
     /// (candle's own) still gets every gradient from the fused ops.
     #[test]
-    fn collected_gradients_equal_candles() {
+    fn collected_gradients_equal_candles() -> Result<()> {
         let dev = Device::Cpu;
-        let x = Tensor::new(&[[1f32, -2.0, 3.0], [0.5, 0.25, -1.0]], &dev).unwrap();
-        let w = Var::new(&[[0.1f32, -0.2], [0.3, 0.4], [-0.5, 0.6]], &dev).unwrap();
-        let b = Var::new(&[0.01f32, -0.02], &dev).unwrap();
-        let loss = || {
-            let fused = crate::ops::linear(&x, &w, Some(&b)).unwrap();
-            let again = crate::ops::linear(&fused.sqr().unwrap(), &w.t().unwrap(), None).unwrap();
-            let plain = w.as_tensor().sqr().unwrap().sum_all().unwrap();
-            (again.sum_all().unwrap() + plain).unwrap()
+        let x = Tensor::new(&[[1f32, -2.0, 3.0], [0.5, 0.25, -1.0]], &dev)?;
+        let w = Var::new(&[[0.1f32, -0.2], [0.3, 0.4], [-0.5, 0.6]], &dev)?;
+        let b = Var::new(&[0.01f32, -0.02], &dev)?;
+        let loss = || -> Result<Tensor> {
+            let fused = crate::ops::linear(&x, &w, Some(&b))?;
+            let again = crate::ops::linear(&fused.sqr()?, &w.t()?, None)?;
+            let plain = w.as_tensor().sqr()?.sum_all()?;
+            Ok((again.sum_all()? + plain)?)
         };
-        let ours = backward(&loss()).unwrap();
-        let candles = loss().backward().unwrap();
-        assert_same(&ours, &candles, &[&w, &b]);
+        let ours = backward(&loss()?)?;
+        let candles = loss()?.backward()?;
+        assert_same(&ours, &candles, &[&w, &b])?;
         // The fused op did hand its bias gradient to the sink, not to candle.
         let restore = Restore(SINK.with(|s| s.borrow_mut().replace(HashMap::new())));
-        let without_sink = loss().backward().unwrap();
-        let collected = SINK.with(|s| s.borrow_mut().take()).unwrap();
+        let without_sink = loss()?.backward()?;
+        let collected = SINK.with(|s| s.borrow_mut().take()).expect("the sink");
         drop(restore);
         assert!(without_sink.get(b.as_tensor()).is_none());
         assert!(collected.contains_key(&b.id()) && collected.contains_key(&w.id()));
         // Nothing stays installed after a call.
         assert!(SINK.with(|s| s.borrow().is_none()));
+        Ok(())
     }
 
     #[test]
-    fn routes_to_candle_outside_backward() {
-        let w = Var::new(&[1f32, 2.0], &Device::Cpu).unwrap();
-        let g = Tensor::new(&[3f32, 4.0], &Device::Cpu).unwrap();
-        assert!(route(w.as_tensor(), g).unwrap().is_some());
+    fn routes_to_candle_outside_backward() -> Result<()> {
+        let w = Var::new(&[1f32, 2.0], &Device::Cpu)?;
+        let g = Tensor::new(&[3f32, 4.0], &Device::Cpu)?;
+        assert!(route(w.as_tensor(), g)?.is_some());
+        Ok(())
     }
 }

@@ -191,13 +191,14 @@ pub(crate) fn with_all_f32_mut(
     hold(ts, Vec::with_capacity(ts.len()), f)
 }
 
-/// Whether any two of `ts` share a storage (so their locks must not nest).
+/// Whether any two of `ts` share a storage (so their locks must not nest). One pass with a
+/// set of storage addresses (an optimizer step asks this of every parameter's tensors), each
+/// read lock held only while its address is taken: the tensors keep their storages alive.
 pub(crate) fn shares_storage(ts: &[&Tensor]) -> bool {
-    let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout().0).collect();
-    guards.iter().enumerate().any(|(i, a)| {
-        guards[i + 1..]
-            .iter()
-            .any(|b| std::ptr::eq::<Storage>(&**a, &**b))
+    let mut seen = std::collections::HashSet::with_capacity(ts.len());
+    !ts.iter().all(|t| {
+        let storage: *const Storage = &*t.storage_and_layout().0;
+        seen.insert(storage)
     })
 }
 

@@ -148,19 +148,38 @@ pub(super) fn fused_all(items: &[(&Tensor, &Tensor, &Tensor, &Tensor)], c: &Coef
             _ => return Ok(false),
         }
     }
-    let done = kernels::with_all_f32_mut(&state, &mut |held| {
-        let mut tasks = Vec::new();
-        for (pmv, g) in held.chunks_exact_mut(3).zip(&grad_data) {
-            let [p, m, v] = pmv else { continue };
-            let chunks = p.chunks_mut(CHUNK).zip(m.chunks_mut(CHUNK));
-            let chunks = chunks.zip(v.chunks_mut(CHUNK)).zip(g.chunks(CHUNK));
-            tasks.extend(chunks);
+    // Groups of parameters bound the nesting of the locks (one stack frame each).
+    let groups = state
+        .chunks(3 * PARAMS_PER_CALL)
+        .zip(grad_data.chunks(PARAMS_PER_CALL));
+    for (i, (state, grad_data)) in groups.enumerate() {
+        let done = kernels::with_all_f32_mut(state, &mut |held| {
+            let mut tasks = Vec::new();
+            for (pmv, g) in held.chunks_exact_mut(3).zip(grad_data) {
+                let [p, m, v] = pmv else { continue };
+                let chunks = p.chunks_mut(CHUNK).zip(m.chunks_mut(CHUNK));
+                let chunks = chunks.zip(v.chunks_mut(CHUNK)).zip(g.chunks(CHUNK));
+                tasks.extend(chunks);
+            }
+            kernels::pool::for_each_task(tasks, |(((p, m), v), g)| k.apply(p, m, v, g));
+            Ok(())
+        })?;
+        match (done, i) {
+            (true, _) => {}
+            (false, 0) => return Ok(false),
+            // Every tensor was checked above, so a later group cannot be refused.
+            (false, _) => {
+                let why = "adam: a parameter group was refused after others were updated";
+                return Err(candle_core::Error::Msg(why.into()).into());
+            }
         }
-        kernels::pool::for_each_task(tasks, |(((p, m), v), g)| k.apply(p, m, v, g));
-        Ok(())
-    })?;
-    Ok(done)
+    }
+    Ok(true)
 }
+
+/// Parameters per pool call of [`fused_all`] (the seed VAE has 28; a group's write locks nest
+/// three deep per parameter).
+const PARAMS_PER_CALL: usize = 64;
 
 /// [`Coefs`] rounded to `f32` as `Tensor::affine` rounds them.
 #[derive(Clone, Copy)]
@@ -359,6 +378,30 @@ mod tests {
         let before: Vec<f32> = p.flatten_all()?.to_vec1()?;
         assert!(!fused_all(&[(p, &z.copy()?, &z, &z)], &coefs(1, None))?);
         assert_eq!(p.flatten_all()?.to_vec1::<f32>()?, before);
+        Ok(())
+    }
+
+    /// More parameters than one pool call takes: every group is updated, as the plain path.
+    #[test]
+    fn parameters_beyond_one_group_are_all_updated() -> Result<()> {
+        let dev = Device::Cpu;
+        let n = 2 * PARAMS_PER_CALL + 3;
+        let make = |i: usize| Tensor::randn(0f32, 1.0, 1 + i % 5, &dev);
+        let params: Vec<Tensor> = (0..n).map(make).collect::<candle_core::Result<_>>()?;
+        let grads: Vec<Tensor> = (0..n).map(make).collect::<candle_core::Result<_>>()?;
+        let want: Vec<Tensor> = (params.iter().zip(&grads))
+            .map(|(p, g)| Ok(plain(p, g, &p.zeros_like()?, &p.zeros_like()?, &coefs(1, None))?.2))
+            .collect::<Result<_>>()?;
+        let moments: Vec<(Tensor, Tensor)> = (params.iter())
+            .map(|p| Ok((p.zeros_like()?, p.zeros_like()?)))
+            .collect::<Result<_>>()?;
+        let items: Vec<_> = (params.iter().zip(&grads).zip(&moments))
+            .map(|((p, g), (m, v))| (p, g, m, v))
+            .collect();
+        assert!(fused_all(&items, &coefs(1, None))?);
+        for (p, w) in params.iter().zip(&want) {
+            assert_eq!(p.to_vec1::<f32>()?, w.to_vec1::<f32>()?);
+        }
         Ok(())
     }
 
